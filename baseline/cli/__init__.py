@@ -1,0 +1,1 @@
+"""Command-line interface: ``baseline synth|run|evaluate|train``."""
