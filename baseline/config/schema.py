@@ -1,0 +1,170 @@
+"""The run config: what ``baseline run CONFIG`` reads.
+
+Every section forbids unknown keys and every field says what it is for, so a
+typo is an error that names the field rather than a silent default. Paths are
+resolved against the config file's folder. ``schema_version`` is checked first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from baseline.errors import ConfigError, InputFileError
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RenderSpec(_Strict):
+    """How to render the scene when ``scene.path`` does not exist yet."""
+
+    city: str = Field("helsinki", description="City whose OSM extract is rendered.")
+    seed: int = Field(7, description="Renderer seed; the shipped models never saw this one.")
+    gsd_m: float = Field(0.3, gt=0, description="Very-high-resolution pixel size in metres.")
+    time: datetime | None = Field(None, description="Acquisition instant (UTC); default: the renderer's.")
+    sun_elevation_deg: float | None = Field(None, gt=0, le=90, description="Sun elevation; default from time and place.")
+    sun_azimuth_deg: float | None = Field(None, ge=0, lt=360, description="Sun azimuth; default from time and place.")
+    clouds: float = Field(0.0, ge=0, le=1, description="Cloud fraction to draw.")
+
+
+class SceneSpec(_Strict):
+    """Where the imagery comes from."""
+
+    source: Literal["local"] = Field("local", description="Imagery source; 'local' reads COG + STAC sidecars.")
+    path: Path = Field(..., description="Scene folder (vhr.tif + vhr.json ...), relative to the config file.")
+    render_if_missing: RenderSpec | None = Field(
+        None, description="Render the scene with these settings when the folder has no imagery."
+    )
+
+
+class PreprocessSpec(_Strict):
+    """Cutting the scene into chips on the Dask cluster."""
+
+    tile_px: int = Field(2048, ge=256, description="Side of a tile of the city grid, in pixels (unit of work).")
+    chip_px: int = Field(512, ge=64, description="Side of a model chip in pixels, at the model's GSD.")
+    overlap_px: int = Field(96, ge=0, description="Overlap between neighbouring chips, pixels.")
+    max_cloud_fraction: float = Field(0.9, ge=0, le=1, description="Skip chips cloudier than this.")
+
+
+class ClusterSpec(_Strict):
+    """The Dask cluster the run uses."""
+
+    address: str | None = Field(None, description="Existing scheduler address; default: a local cluster.")
+    n_workers: int = Field(2, ge=1, description="Local process workers.")
+    threads_per_worker: int = Field(1, ge=1, description="Threads per worker (torch threads too).")
+    memory_limit: str = Field("6GiB", description="Memory limit per local worker.")
+
+
+class DetectSpec(_Strict):
+    """Which models run, and how."""
+
+    buildings_model: str = Field("buildings-unet", description="Model name under models/.")
+    buildings_version: str | None = Field(None, description="Model version; default the newest.")
+    vehicles_model: str = Field("vehicles-centernet", description="Model name under models/.")
+    vehicles_version: str | None = Field(None, description="Model version; default the newest.")
+    batch_size: int = Field(8, ge=1, description="Chips per inference batch.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where models run.")
+    building_score_min: float = Field(0.5, ge=0, le=1, description="Drop buildings scored below this.")
+    vehicle_score_min: float = Field(0.35, ge=0, le=1, description="Drop vehicles scored below this.")
+
+
+class ClassifySpec(_Strict):
+    """On-road versus parked."""
+
+    max_heading_difference_deg: float = Field(
+        30.0, ge=0, le=90, description="A vehicle on a carriageway counts as on the road when aligned within this."
+    )
+
+
+class AggregateSpec(_Strict):
+    """Indicators."""
+
+    h3_resolution: int = Field(9, ge=0, le=15, description="H3 resolution of the cell table.")
+    min_vehicles_per_cell: int = Field(10, ge=0, description="Cells with fewer vehicles publish no vehicle figures.")
+    min_valid_fraction: float = Field(0.5, ge=0, le=1, description="Cells less valid than this publish nothing.")
+
+
+class PublishSpec(_Strict):
+    """Outputs."""
+
+    out: Path = Field(Path("runs/demo"), description="Run folder, relative to the config file.")
+    report: bool = Field(True, description="Write report.html.")
+    pdf: bool = Field(False, description="Also print report.pdf with headless Chromium, when present.")
+
+
+class RunConfig(_Strict):
+    """A whole run: which city, which imagery, how to process and publish."""
+
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Config schema version.")
+    name: str = Field(..., description="Run name, used in ids and the report.")
+    city: str = Field(..., description="City in data_catalog/cities/.")
+    catalog: Path = Field(Path("../data_catalog"), description="Data catalog folder, relative to the config file.")
+    osm: Path | None = Field(None, description="OSM extract for road context; default: the city's catalog entry.")
+    scene: SceneSpec
+    preprocess: PreprocessSpec = PreprocessSpec()
+    cluster: ClusterSpec = ClusterSpec()
+    detect: DetectSpec = DetectSpec()
+    classify: ClassifySpec = ClassifySpec()
+    aggregate: AggregateSpec = AggregateSpec()
+    publish: PublishSpec = PublishSpec()
+
+    def resolved(self, base: Path) -> RunConfig:
+        """Copy with every relative path made absolute against ``base``."""
+
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None else (p if p.is_absolute() else (base / p).resolve())
+
+        return self.model_copy(
+            update={
+                "catalog": fix(self.catalog),
+                "osm": fix(self.osm),
+                "scene": self.scene.model_copy(update={"path": fix(self.scene.path)}),
+                "publish": self.publish.model_copy(update={"out": fix(self.publish.out)}),
+            }
+        )
+
+    def config_hash(self) -> str:
+        """sha256 of the config's canonical JSON (after resolution): names the run's inputs."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _format_validation(path: Path, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: field {where!r}: {first['msg']}{more}"
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read, validate and resolve a YAML run config."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "config file not found", hint="see configs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputFileError(path, f"not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: schema_version {version!r} is not supported",
+            hint=f"this citybaseline reads schema_version {SCHEMA_VERSION}",
+        )
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(path, exc)) from None
+    return config.resolved(path.parent.resolve())
