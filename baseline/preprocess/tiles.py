@@ -51,8 +51,8 @@ class PreparedTile:
     def core_bounds(self) -> tuple[float, float, float, float]:
         """The core in grid CRS metres (xmin, ymin, xmax, ymax)."""
         r0, c0, r1, c1 = self.core_px
-        x0, y0 = self.transform * (c0, r0)
-        x1, y1 = self.transform * (c1, r1)
+        x0, y0 = self.transform @ (c0, r0)
+        x1, y1 = self.transform @ (c1, r1)
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
     def core_stats(self) -> dict[str, int]:
@@ -77,8 +77,8 @@ def _read_on_grid(
         src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=resampling
     ) as vrt:
         window = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
-        data = vrt.read(bands, window=window, boundless=True, fill_value=0)
-        mask = vrt.dataset_mask(window=window, boundless=True) > 0
+        data = vrt.read(bands, window=window)
+        mask = vrt.dataset_mask(window=window) > 0
         return data, mask, vrt.window_transform(window)
 
 
@@ -119,8 +119,8 @@ def prepare_tile(
 
     x0, y0, x1, y1 = tile.core
     inv = ~transform
-    c0, r0 = inv * (x0, y1)
-    c1, r1 = inv * (x1, y0)
+    c0, r0 = inv @ (x0, y1)
+    c1, r1 = inv @ (x1, y0)
     core_px = (int(round(r0)), int(round(c0)), int(round(r1)), int(round(c1)))
 
     prepared = PreparedTile(
@@ -156,7 +156,7 @@ def cut_chips(tile: PreparedTile, chip_px: int, overlap_px: int) -> list[Chip]:
                 window=ChipWindow(w.row, w.col, w.height, w.width, w.core),
                 pixels=np.ascontiguousarray(pixels),
                 valid=valid,
-                transform=tile.transform * Affine.translation(w.col, w.row),
+                transform=tile.transform @ Affine.translation(w.col, w.row),
                 gsd_m=tile.gsd_m,
             )
         )

@@ -1,0 +1,86 @@
+"""Seeded factories for small, real test rasters: COGs with STAC Item sidecars.
+
+Like rio-tiler's fixture factory: choose CRS, origin, GSD, dtype and how
+validity is stored (internal mask or nodata value), and get a tiled COG with
+overviews plus the sidecar that ``baseline.ingest`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+HELSINKI_X0, HELSINKI_Y0 = 385500.0, 6672900.0
+
+
+def write_cog_scene(
+    folder: Path,
+    *,
+    name: str = "vhr",
+    data: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
+    crs: str = "EPSG:32635",
+    x0: float = HELSINKI_X0,
+    y0: float = HELSINKI_Y0,
+    gsd: float = 0.3,
+    bands: tuple[str, ...] = ("blue", "green", "red", "nir"),
+    sensor: str = "vhr",
+    sun_elevation: float = 40.0,
+    sun_azimuth: float = 180.0,
+    datetime: str = "2024-06-14T09:30:00Z",
+    offsets: dict[str, float] | None = None,
+    seed: int = 0,
+    shape: tuple[int, int] = (300, 400),
+) -> Path:
+    """Write ``<name>.tif`` (COG, internal mask) and ``<name>.json`` (STAC Item); return the Item path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    if data is None:
+        data = rng.integers(200, 3000, size=(len(bands), *shape), dtype=np.uint16)
+    count, rows, cols = data.shape
+    if valid is None:
+        valid = np.ones((rows, cols), dtype=bool)
+    tif = folder / f"{name}.tif"
+    transform = from_origin(x0, y0, gsd, gsd)
+    tmp = folder / f".{name}.tmp.tif"
+    profile = dict(driver="GTiff", width=cols, height=rows, count=count, dtype=data.dtype.name, crs=crs,
+                   transform=transform, tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data)
+        dst.write_mask((valid * 255).astype(np.uint8))
+        dst.descriptions = bands
+    with rasterio.open(tmp) as src:
+        cog_profile = dict(src.profile, driver="COG", compress="deflate")
+        for k in ("blockxsize", "blockysize", "tiled", "interleave"):
+            cog_profile.pop(k, None)
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tif, "w", **cog_profile) as dst:
+            dst.write(src.read())
+            dst.write_mask(src.dataset_mask())
+            dst.descriptions = bands
+    tmp.unlink()
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": f"test-{name}",
+        "geometry": None,
+        "properties": {
+            "datetime": datetime,
+            "gsd": gsd,
+            "proj:code": crs,
+            "view:sun_elevation": sun_elevation,
+            "view:sun_azimuth": sun_azimuth,
+            "view:off_nadir": 0.0,
+            "citybaseline:sensor": sensor,
+            "citybaseline:band_time_offsets_s": offsets or {b: 0.0 for b in bands},
+            "citybaseline:scale": 1e-4,
+        },
+        "assets": {"image": {"href": tif.name, "roles": ["data"], "eo:bands": [{"name": b} for b in bands]}},
+        "links": [],
+    }
+    item_path = folder / f"{name}.json"
+    item_path.write_text(json.dumps(item, indent=2))
+    return item_path
