@@ -1,0 +1,1 @@
+"""Run: the stages of the pipeline on a Dask cluster, tile by tile, resumable."""

@@ -1,0 +1,272 @@
+"""``baseline run``: every stage of DESIGN.md, in order, for one config.
+
+ingest -> (per tile, on the Dask cluster: preprocess -> detect) -> merge ->
+classify -> aggregate -> publish. Tiles are the unit of work and are cached in
+``<out>/.work``; a rerun reuses finished tiles, and when every output already
+matches the config and inputs it stops at once. Tables are published only
+when every tile has finished, each atomically, with ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+from distributed import as_completed
+
+from baseline import __version__
+from baseline.classify import classify_vehicles
+from baseline.config.catalog import load_city
+from baseline.config.schema import RunConfig
+from baseline.context.osm import load_osm_context
+from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
+from baseline.errors import BaselineError, ConfigError, InputFileError
+from baseline.ingest import LocalFilesSource
+from baseline.preprocess import city_grid_for, plan_tiles
+from baseline.run.cluster import dask_client
+from baseline.run.progress import StageProgress
+from baseline.run.tile_task import (
+    ModelRef,
+    TileJob,
+    TileResult,
+    read_tile_outputs,
+    read_tile_valid,
+    run_tile,
+)
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = REPO_ROOT / "models"
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the CLI's closing lines."""
+
+    out: Path
+    skipped: bool
+    tiles_total: int = 0
+    tiles_reused: int = 0
+    buildings: int = 0
+    vehicles: int = 0
+    vehicles_on_road: int = 0
+    timings_s: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def _ensure_scene(config: RunConfig, scene_dir: Path, explicit: bool, progress: StageProgress) -> None:
+    """Render the demo scene when the config says so and the folder has no imagery."""
+    if (scene_dir / "vhr.json").is_file():
+        return
+    spec = config.scene.render_if_missing
+    if explicit or spec is None:
+        raise InputFileError(
+            scene_dir, "no scene here (vhr.json missing)",
+            hint="render one with `baseline synth --city helsinki --out DIR`, or point --scene at a scene folder",
+        )
+    from baseline.synth import RenderParams, render_scene
+
+    with progress.stage("render", f"rendering the demo scene (seed {spec.seed}) into {scene_dir}"):
+        render_scene(RenderParams(
+            city=spec.city, out=scene_dir, gsd_m=spec.gsd_m, seed=spec.seed, time=spec.time,
+            sun_elevation_deg=spec.sun_elevation_deg, sun_azimuth_deg=spec.sun_azimuth_deg, clouds=spec.clouds,
+        ))
+
+
+def _pick_scenes(scenes: list[Scene], scene_dir: Path) -> tuple[Scene, Scene | None]:
+    vhr = [s for s in scenes if s.sensor == SENSOR_VHR]
+    s2 = [s for s in scenes if s.sensor == SENSOR_S2]
+    if not vhr:
+        raise InputFileError(scene_dir, "no very-high-resolution scene (sensor 'vhr') found",
+                             hint="this run needs VHR imagery for buildings and vehicles")
+    return vhr[0], (s2[0] if s2 else None)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _already_complete(out: Path, run_key: str) -> bool:
+    """True when the manifest says these exact outputs were made from this config and these inputs."""
+    from baseline.publish.manifest import sha256_file
+
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if manifest.get("extra", {}).get("run_key") != run_key:
+        return False
+    outputs = manifest.get("outputs", {})
+    return bool(outputs) and all(
+        (out / name).is_file() and sha256_file(out / name) == digest for name, digest in outputs.items()
+    )
+
+
+def _assign_ids(frame: gpd.GeoDataFrame, id_column: str) -> gpd.GeoDataFrame:
+    """Deterministic ids: rows ordered north to south, then west to east, by centroid."""
+    if frame.empty:
+        frame[id_column] = pd.Series(dtype="int64")
+        return frame
+    c = shapely.centroid(frame.geometry.values)
+    order = np.lexsort((np.round(shapely.get_x(c), 2), -np.round(shapely.get_y(c), 2)))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame[id_column] = np.arange(1, len(frame) + 1, dtype="int64")
+    return frame
+
+
+def _mosaic_valid(jobs: list[TileJob], results: dict[str, TileResult]) -> tuple[np.ndarray, Affine]:
+    """One coarse validity raster for the whole grid, from every tile's piece."""
+    origins = {j.tile.tile_id: results[j.tile.tile_id].stats["valid_grid"] for j in jobs}
+    cell = next(iter(origins.values()))[2]
+    xs = [o[0] for o in origins.values()]
+    ys = [o[1] for o in origins.values()]
+    pieces = {j.tile.tile_id: read_tile_valid(j) for j in jobs}
+    x0, y0 = min(xs), max(ys)
+    width = max(int(round((o[0] - x0) / cell)) + pieces[t].shape[1] for t, o in origins.items())
+    height = max(int(round((y0 - o[1]) / cell)) + pieces[t].shape[0] for t, o in origins.items())
+    mosaic = np.zeros((height, width), dtype=bool)
+    for tid, (ox, oy, _) in origins.items():
+        r, c = int(round((y0 - oy) / cell)), int(round((ox - x0) / cell))
+        p = pieces[tid]
+        mosaic[r : r + p.shape[0], c : c + p.shape[1]] = p
+    return mosaic, Affine(cell, 0, x0, 0, -cell, y0)
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    out: Path | None = None,
+    scene_dir: Path | None = None,
+    models_dir: Path = MODELS_DIR,
+    show_progress: bool = True,
+    on_tile_done: Callable[[TileResult], None] | None = None,
+) -> RunSummary:
+    """Run every stage for ``config``; return what was done.
+
+    ``out`` and ``scene_dir`` override the config's publish folder and scene.
+    ``on_tile_done`` is called in the client after each tile (tests use it to
+    interrupt a run part-way).
+    """
+    from baseline.aggregate import aggregate, load_car_parc
+    from baseline.aggregate.types import Capabilities, SceneQuality, ValidCoverage
+    from baseline.detect.weights import rates_from_cards, read_model_ref
+    from baseline.publish import publish_run
+
+    out = (out or config.publish.out).resolve()
+    explicit_scene = scene_dir is not None
+    scene_dir = (scene_dir or config.scene.path).resolve()
+    progress = StageProgress(enabled=show_progress)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    city = load_city(config.catalog, config.city)
+    _ensure_scene(config, scene_dir, explicit_scene, progress)
+
+    with progress.stage("ingest", f"reading scenes from {scene_dir}") as t:
+        scene, s2_scene = _pick_scenes(LocalFilesSource(scene_dir).scenes(), scene_dir)
+        osm_path = config.osm or city.osm_path()
+        context = load_osm_context(osm_path)
+    timings["ingest"] = t.seconds
+
+    b_ref = read_model_ref(models_dir, config.detect.buildings_model, config.detect.buildings_version)
+    v_ref = read_model_ref(models_dir, config.detect.vehicles_model, config.detect.vehicles_version)
+    b_ref = ModelRef(**{**b_ref.__dict__, "chip_px": config.preprocess.chip_px if b_ref.chip_px is None else b_ref.chip_px})
+    run_key = _digest(config.config_hash(), str(scene_dir), scene.checksum, s2_scene.checksum if s2_scene else None,
+                      b_ref.__dict__, v_ref.__dict__, __version__)
+    if _already_complete(out, run_key):
+        progress.note(f"{out} already holds this run's outputs (same config, inputs and models): nothing to do")
+        return RunSummary(out=out, skipped=True)
+
+    grid_b = city_grid_for(scene, context.crs, gsd_m=b_ref.gsd_m)
+    grid_v = city_grid_for(scene, context.crs, gsd_m=v_ref.gsd_m)
+    tiles = plan_tiles(grid_v, config.preprocess.tile_px * scene.gsd_m)
+    work = out / ".work"
+    jobs = [
+        TileJob(
+            key=_digest(run_key, t.tile_id, t.core), tile=t, scene=scene, cloud_scene=s2_scene,
+            building_grid=grid_b, vehicle_grid=grid_v, buildings_model=b_ref, vehicles_model=v_ref,
+            models_dir=models_dir, work_dir=work, batch_size=config.detect.batch_size, device=config.detect.device,
+            building_score_min=config.detect.building_score_min, vehicle_score_min=config.detect.vehicle_score_min,
+        )
+        for t in tiles
+    ]
+
+    results: dict[str, TileResult] = {}
+    stage = progress.stage("detect", f"{len(jobs)} tiles through preprocess and detect on Dask")
+    with stage as t, dask_client(config.cluster) as client:
+        futures = client.map(run_tile, jobs, key=[f"tile-{j.key}" for j in jobs], retries=2)
+        with progress.bar("tiles", total=len(jobs)) as advance:
+            for future in as_completed(futures):
+                result = future.result()
+                results[result.tile_id] = result
+                advance()
+                if on_tile_done is not None:
+                    on_tile_done(result)
+    timings["preprocess_detect"] = t.seconds
+    timings["preprocess_cpu"] = round(sum(r.stats["seconds"]["preprocess"] for r in results.values()), 2)
+    timings["detect_cpu"] = round(sum(r.stats["seconds"]["detect"] for r in results.values()), 2)
+
+    with progress.stage("classify", "merging tiles and deciding on-road or parked") as t:
+        parts = [read_tile_outputs(j) for j in jobs]
+        buildings = _assign_ids(
+            gpd.GeoDataFrame(pd.concat([p[0] for p in parts], ignore_index=True), crs=context.crs), "building_id")
+        vehicles = _assign_ids(
+            gpd.GeoDataFrame(pd.concat([p[1] for p in parts], ignore_index=True), crs=context.crs), "vehicle_id")
+        vehicles = classify_vehicles(
+            vehicles, context, max_heading_difference_deg=config.classify.max_heading_difference_deg)
+    timings["classify"] = t.seconds
+
+    with progress.stage("aggregate", f"indicators for the city and H3 cells (resolution {config.aggregate.h3_resolution})") as t:
+        pixels = sum(r.stats["core_pixels"] for r in results.values())
+        valid_px = sum(r.stats["core_valid"] for r in results.values())
+        mask, mask_transform = _mosaic_valid(jobs, results)
+        aoi = shapely.box(*grid_v.bounds).intersection(context.aoi)
+        if aoi.is_empty:
+            raise ConfigError(f"the scene in {scene_dir} does not overlap the map context of {config.city!r}",
+                              hint="check the scene's location and the config's city")
+        quality = SceneQuality(
+            acquired_at_utc=scene.acquired_at, timezone=city.timezone, sensor=scene.sensor, gsd_m=scene.gsd_m,
+            model=f"{b_ref.name}@{b_ref.version}+{v_ref.name}@{v_ref.version}",
+            valid_fraction=valid_px / pixels if pixels else 0.0,
+        )
+        indicators = aggregate(
+            buildings, vehicles, context.road_segments, aoi, context.crs,
+            quality=quality, rates=rates_from_cards(models_dir, b_ref, v_ref),
+            car_parc=load_car_parc(config.catalog, config.city),
+            h3_resolution=config.aggregate.h3_resolution,
+            min_vehicles_per_cell=config.aggregate.min_vehicles_per_cell,
+            min_valid_fraction=config.aggregate.min_valid_fraction,
+            valid=ValidCoverage(mask=mask, transform=mask_transform),
+            capabilities=Capabilities.for_sensor(scene.sensor, scene.gsd_m),
+        )
+    timings["aggregate"] = t.seconds
+
+    with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
+        timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
+        outputs = publish_run(
+            out, config=config, run_key=run_key, buildings=buildings, vehicles=vehicles, indicators=indicators,
+            context=context, aoi=aoi, scenes=[s for s in (scene, s2_scene) if s is not None],
+            models=[b_ref, v_ref], timings=timings, city=city,
+        )
+    timings["publish"] = t.seconds
+
+    return RunSummary(
+        out=out, skipped=False, tiles_total=len(jobs),
+        tiles_reused=sum(r.reused for r in results.values()),
+        buildings=len(buildings), vehicles=len(vehicles), vehicles_on_road=int(vehicles["on_road"].sum()),
+        timings_s=timings, outputs=outputs,
+    )
+
+
+__all__ = ["BaselineError", "RunSummary", "run_pipeline"]
