@@ -1,0 +1,145 @@
+"""Building and vehicle scores of a prediction table against a truth table (same CRS, metres).
+
+Attribute scores (height, on-road, moving, speed, class) are taken over matched
+pairs only; when either table lacks the attribute's column the score is left
+out and a line in ``notes`` says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+
+from baseline.core.schemas import VEHICLE_CLASSES, VEHICLE_CONTEXTS
+from baseline.evaluate.matching import Matches, match_buildings, match_vehicles
+from baseline.evaluate.metrics import (
+    accuracy,
+    angle_difference_deg,
+    bias,
+    mae,
+    precision_recall_f1,
+    relative_count_error,
+    rmse,
+    share_error,
+)
+
+
+def _has(frame: gpd.GeoDataFrame, column: str) -> bool:
+    return column in frame.columns
+
+
+def _missing(column: str, pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, pred_name: str, truth_name: str) -> str | None:
+    """Which table lacks ``column``, in words; None when both have it."""
+    lacking = [name for name, frame in ((pred_name, pred), (truth_name, truth)) if not _has(frame, column)]
+    return None if not lacking else f"{' and '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no {column!r}"
+
+
+def _counts(prefix: str, m: Matches) -> dict[str, Any]:
+    precision, recall, f1 = precision_recall_f1(m.tp, m.fp, m.fn)
+    return {
+        f"{prefix}_tp": m.tp, f"{prefix}_fp": m.fp, f"{prefix}_fn": m.fn,
+        f"{prefix}_precision": precision, f"{prefix}_recall": recall, f"{prefix}_f1": f1,
+    }
+
+
+def building_metrics(
+    pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, iou: float = 0.5, *,
+    pred_name: str = "predictions", truth_name: str = "truth",
+) -> dict[str, Any]:
+    """Detection, count and height scores of buildings matched at IoU >= ``iou``."""
+    m = match_buildings(pred, truth, iou)
+    out: dict[str, Any] = _counts("building", m)
+    out["building_count_error"] = relative_count_error(m.n_pred, m.n_truth)
+    out["building_pred_count"], out["building_truth_count"] = m.n_pred, m.n_truth
+    out["building_iou_mean"] = float(np.mean(m.score)) if m.tp else None
+    notes = []
+    why = _missing("height_m", pred, truth, pred_name, truth_name)
+    if why is None:
+        err = pred["height_m"].to_numpy(dtype=float)[m.pred] - truth["height_m"].to_numpy(dtype=float)[m.truth]
+        out.update(height_mae_m=mae(err), height_rmse_m=rmse(err), height_bias_m=bias(err))
+    else:
+        notes.append(f"height metrics left out: {why}")
+    out["notes"] = notes
+    return out
+
+
+def _class_metrics(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, radius: float) -> dict[str, Any]:
+    """Precision, recall and F1 per class, matching each class on its own."""
+    out: dict[str, Any] = {}
+    p_cls = pred["class"].astype(str).to_numpy()
+    t_cls = truth["class"].astype(str).to_numpy()
+    classes = list(VEHICLE_CLASSES) + sorted((set(p_cls) | set(t_cls)) - set(VEHICLE_CLASSES))
+    for cls in classes:
+        m = match_vehicles(pred[p_cls == cls], truth[t_cls == cls], radius)
+        for key, value in _counts("vehicle", m).items():
+            out[f"{key}_{cls}"] = value
+    return out
+
+
+def vehicle_metrics(
+    pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, radius: float = 1.5, *,
+    pred_name: str = "predictions", truth_name: str = "truth",
+) -> dict[str, Any]:
+    """Detection, count, on-road, moving, speed and class scores of vehicles matched within ``radius``."""
+    m = match_vehicles(pred, truth, radius)
+    out: dict[str, Any] = _counts("vehicle", m)
+    out["vehicle_count_error"] = relative_count_error(m.n_pred, m.n_truth)
+    out["vehicle_pred_count"], out["vehicle_truth_count"] = m.n_pred, m.n_truth
+    out["vehicle_distance_mean_m"] = float(np.mean(m.score)) if m.tp else None
+    notes = []
+
+    why = _missing("on_road", pred, truth, pred_name, truth_name)
+    if why is None:
+        p_on = pred["on_road"].fillna(False).to_numpy(dtype=bool)
+        t_on = truth["on_road"].fillna(False).to_numpy(dtype=bool)
+        out["on_road_accuracy"] = accuracy(p_on[m.pred], t_on[m.truth])
+        out["on_road_share_error"] = share_error(p_on, t_on)
+        out["on_road_share_pred"] = float(p_on.mean()) if len(p_on) else None
+        out["on_road_share_truth"] = float(t_on.mean()) if len(t_on) else None
+    else:
+        notes.append(f"on-road metrics left out: {why}")
+
+    why = _missing("class", pred, truth, pred_name, truth_name)
+    if why is None:
+        out["vehicle_class_accuracy"] = accuracy(
+            pred["class"].astype(str).to_numpy()[m.pred], truth["class"].astype(str).to_numpy()[m.truth]
+        )
+        out.update(_class_metrics(pred, truth, radius))
+    else:
+        notes.append(f"per-class metrics left out: {why}")
+
+    if _has(truth, "context"):
+        found = np.zeros(len(truth), dtype=bool)
+        found[m.truth] = True
+        context = truth["context"].astype(str).to_numpy()
+        for ctx in list(VEHICLE_CONTEXTS) + sorted(set(context) - set(VEHICLE_CONTEXTS)):
+            in_ctx = context == ctx
+            out[f"vehicle_recall_{ctx}"] = float(found[in_ctx].mean()) if in_ctx.any() else None
+            out[f"vehicle_truth_count_{ctx}"] = int(in_ctx.sum())
+    else:
+        notes.append(f"per-context recall left out: {truth_name} has no 'context'")
+
+    why = _missing("moving", pred, truth, pred_name, truth_name)
+    if why is None:
+        p_mov = pred["moving"].fillna(False).to_numpy(dtype=bool)
+        t_mov = truth["moving"].fillna(False).to_numpy(dtype=bool)
+        out["moving_accuracy"] = accuracy(p_mov[m.pred], t_mov[m.truth])
+        moving_pairs = t_mov[m.truth]
+        why_speed = _missing("speed_kmh", pred, truth, pred_name, truth_name)
+        if why_speed is None:
+            err = (pred["speed_kmh"].to_numpy(dtype=float)[m.pred] - truth["speed_kmh"].to_numpy(dtype=float)[m.truth])
+            out["speed_mae_kmh"] = mae(err[moving_pairs])
+            out["speed_bias_kmh"] = bias(err[moving_pairs])
+        else:
+            notes.append(f"speed metrics left out: {why_speed}")
+        if _has(pred, "heading_deg") and _has(truth, "heading_deg"):
+            both = moving_pairs & p_mov[m.pred]
+            diff = angle_difference_deg(pred["heading_deg"].to_numpy(dtype=float)[m.pred][both],
+                                        truth["heading_deg"].to_numpy(dtype=float)[m.truth][both])
+            out["heading_mae_deg"] = mae(diff)
+    else:
+        notes.append(f"moving metrics left out: {why}")
+    out["notes"] = notes
+    return out
