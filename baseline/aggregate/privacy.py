@@ -70,6 +70,6 @@ def complementary(
             if len(candidates) == 0:
                 published[t] = False
             else:
-                withheld[candidates[np.argmin(counts[candidates], kind="stable")]] = True
+                withheld[candidates[np.argmin(counts[candidates])]] = True
             changed = True
     return withheld, published
