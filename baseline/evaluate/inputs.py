@@ -80,7 +80,7 @@ def scene_footprint(truth_dir: Path, crs: CRS) -> shapely.Geometry | None:
     except (KeyError, ValueError, TypeError) as exc:
         raise InputFileError(item_path, f"STAC Item lacks proj:transform, proj:shape or proj:code ({exc})") from exc
     transform = Affine(a, b, c, d, e, f)
-    corners = np.array([transform * xy for xy in ((0, 0), (cols, 0), (cols, rows), (0, rows))])
+    corners = np.array([transform @ xy for xy in ((0, 0), (cols, 0), (cols, rows), (0, rows))])
     footprint = shapely.Polygon(corners)
     return gpd.GeoSeries([footprint], crs=item_crs).to_crs(crs).iloc[0]
 
