@@ -362,6 +362,7 @@ def aggregate(
 
     if not (capabilities.buildings_as_objects and capabilities.heights and capabilities.vehicles and capabilities.moving):
         notes.append(f"not supported by the imagery, so null: {capabilities.reason or 'see capabilities'}")
+    notes.extend(rates.notes)
     if rates.buildings is None and capabilities.buildings_as_objects:
         notes.append("no measured building rates: building_count has no estimate or interval")
     missing = sorted({s.vehicle_class for s in strata if rates.vehicle_rate(s.vehicle_class, s.contexts) is None})

@@ -70,6 +70,25 @@ def _rate(entry: object, where: str) -> MeasuredRate:
     )
 
 
+def _degenerate(entry: object) -> bool:
+    """True for a well-formed rate that says nothing usable: no true detection, or nothing measured.
+
+    A class the detector never found correctly in evaluation (tp = 0) has no
+    recall to divide by; such a per-class or per-context entry is skipped and the
+    less specific rate is used instead.
+    """
+    if not isinstance(entry, Mapping):
+        return False
+    try:
+        if {"tp", "fp", "fn"} <= entry.keys():
+            return float(entry["tp"]) <= 0
+        if {"precision", "recall", "n_truth"} <= entry.keys():
+            return float(entry["recall"]) <= 0 or float(entry["precision"]) <= 0 or float(entry["n_truth"]) <= 0
+    except (TypeError, ValueError):
+        return False
+    return False
+
+
 def _evaluation(card: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     section = card.get("evaluation", card.get("metrics"))
     if not isinstance(section, Mapping):
@@ -92,7 +111,9 @@ def rates_from_cards(
     classes: dict[str, MeasuredRate] = {}
     contexts: dict[str, MeasuredRate] = {}
     class_contexts: dict[tuple[str, str], MeasuredRate] = {}
-    sources = []
+    sources: list[str] = []
+    skipped: list[str] = []
+    notes: list[str] = []
     if building_card is not None:
         name = _card_name(building_card, "buildings")
         buildings = _rate(_evaluation(building_card, name), f"model card {name}: evaluation")
@@ -103,16 +124,29 @@ def rates_from_cards(
         where = f"model card {name}: evaluation"
         vehicles = _rate(section, where)
         for cls, entry in (section.get("per_class") or {}).items():
+            if _degenerate(entry):
+                skipped.append(f"per_class.{cls}")
+                continue
             classes[str(cls)] = _rate(entry, f"{where}.per_class.{cls}")
         for ctx, entry in (section.get("per_context") or {}).items():
+            if _degenerate(entry):
+                skipped.append(f"per_context.{ctx}")
+                continue
             contexts[str(ctx)] = _rate(entry, f"{where}.per_context.{ctx}")
         for cls, by_ctx in (section.get("per_class_context") or {}).items():
             if not isinstance(by_ctx, Mapping):
                 raise ConfigError(f"{where}.per_class_context.{cls}: expected context -> rate")
             for ctx, entry in by_ctx.items():
+                if _degenerate(entry):
+                    skipped.append(f"per_class_context.{cls}.{ctx}")
+                    continue
                 class_contexts[(str(cls), str(ctx))] = _rate(entry, f"{where}.per_class_context.{cls}.{ctx}")
         sources.append(name)
-    return DetectorRates(buildings, vehicles, classes, contexts, class_contexts, source=", ".join(sources))
+        if skipped:
+            notes.append(f"model card {name}: no true detection in {', '.join(skipped)}; the overall rate is used there")
+    return DetectorRates(
+        buildings, vehicles, classes, contexts, class_contexts, source=", ".join(sources), notes=tuple(notes)
+    )
 
 
 def load_detector_rates(building_card: str | Path | None, vehicle_card: str | Path | None) -> DetectorRates:

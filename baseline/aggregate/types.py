@@ -130,6 +130,7 @@ class DetectorRates:
     vehicle_contexts: Mapping[str, MeasuredRate] = field(default_factory=dict)
     vehicle_class_contexts: Mapping[tuple[str, str], MeasuredRate] = field(default_factory=dict)
     source: str = ""
+    notes: tuple[str, ...] = ()
 
     def vehicle_rate(self, vehicle_class: str, contexts: tuple[str, ...]) -> MeasuredRate | None:
         """The most specific rate for ``vehicle_class`` in the first matching context."""

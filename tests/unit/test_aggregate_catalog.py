@@ -90,3 +90,16 @@ def test_bad_cards_are_errors_that_say_where(tmp_path):
         rates_from_cards({"evaluation": {"precision": 0.9, "recall": 0.0, "n_truth": 10}}, None)
     with pytest.raises(InputFileError):
         load_detector_rates(tmp_path / "missing.yaml", None)
+
+
+def test_per_class_rates_without_a_true_detection_fall_back_to_the_overall_rate():
+    card = {"name": "v", "evaluation": {
+        "tp": 90, "fp": 10, "fn": 30,
+        "per_class": {"car": {"tp": 90, "fp": 8, "fn": 20}, "large": {"tp": 0, "fp": 0, "fn": 4}},
+        "per_context": {"moving": {"tp": 0, "fp": 3, "fn": 2, "precision": None}},
+    }}
+    rates = rates_from_cards(None, card)
+    assert "large" not in rates.vehicle_classes and "moving" not in rates.vehicle_contexts
+    assert rates.vehicle_rate("large", ("moving", "on_road")) is rates.vehicles
+    assert rates.vehicle_classes["car"].n_truth == 110
+    assert any("per_class.large" in note for note in rates.notes)
