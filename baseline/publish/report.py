@@ -98,7 +98,7 @@ def render_report_html(
 
 
 def _subtitle(facts: ReportFacts) -> str:
-    parts = [escape(facts.sensor_name)]
+    parts = [escape(facts.sensor_name) if facts.sensor else "imagery"]
     if facts.gsd_m is not None:
         parts[0] += f", {fmt_number(facts.gsd_m)} m pixels"
     when = fmt_date(facts.acquired_at_local) or fmt_date(facts.acquired_at_utc)

@@ -155,7 +155,7 @@ def gather_facts(
 
     gsd_m = as_float(pick("gsd_m"))
     sensor = pick("sensor")
-    city = str(context.get("city_name") or pick("city") or "the city")
+    city = str(context.get("city_name") or _display_name(pick("city")) or "the city")
     return ReportFacts(
         title=str(context.get("title") or f"Baseline of {city}: buildings and vehicles"),
         city=city,
@@ -265,6 +265,14 @@ def _h3_resolution(cells: gpd.GeoDataFrame) -> int | None:
         return int(h3.get_resolution(str(cells[key].iloc[0])))
     except Exception:  # an invalid cell id: the report simply omits the resolution
         return None
+
+
+def _display_name(city: Any) -> str | None:
+    """A catalog id such as ``new-york`` as a name (``New York``); other names as they are."""
+    if city is None:
+        return None
+    text = str(city)
+    return text.replace("-", " ").replace("_", " ").title() if text.islower() else text
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-NOT_MEASURABLE = "not measurable"
+NOT_MEASURABLE = "not measurable"  # the imagery could not support the value
+NOT_RECORDED = "not recorded"  # the run did not say (metadata)
 
 
 def is_missing(value: Any) -> bool:

@@ -15,7 +15,7 @@ import geopandas as gpd
 from baseline.publish.indicators import INDICATORS
 from baseline.publish.report_facts import Measure, ReportFacts
 from baseline.publish.report_format import (
-    NOT_MEASURABLE,
+    NOT_RECORDED,
     as_float,
     fmt_date,
     fmt_local_clock,
@@ -79,7 +79,8 @@ def summary(facts: ReportFacts) -> str:
     when = fmt_date(facts.acquired_at_local) or fmt_date(facts.acquired_at_utc)
     clock = fmt_local_clock(facts.acquired_at_local)
     moment = f" taken on {when}" + (f" at {clock} local time" if clock else "") if when else ""
-    intro = f"This report maps the baseline of {escape(facts.city)} from {escape(facts.sensor_name)}{moment}"
+    source = escape(facts.sensor_name) if facts.sensor else "satellite or aerial imagery"
+    intro = f"This report maps the baseline of {escape(facts.city)} from {source}{moment}"
     if facts.gsd_m is not None:
         intro += f" with {fmt_number(facts.gsd_m)} m pixels"
     paragraphs.append(intro + ".")
@@ -155,23 +156,8 @@ def indicator_table(indicators_city: gpd.GeoDataFrame) -> str:
 
 def method_section(facts: ReportFacts, buildings: gpd.GeoDataFrame) -> str:
     """What the imagery can and cannot measure, where the intervals come from, the privacy rule."""
-    caps = facts.capabilities
-    gsd = f"{fmt_number(facts.gsd_m)} m" if facts.gsd_m is not None else "an unknown"
-    parts = [f"<h3>What the imagery can measure</h3><p>The image is {escape(facts.sensor_name)} "
-             f"with {gsd} pixels: one pixel covers that distance on the ground. "]
-    if caps.cars:
-        parts.append("At this resolution single buildings and single cars are visible. Footprints are traced "
-                     "from the image; heights come from the length of the shadows that buildings cast, "
-                     "given the sun's position at the time of the image, or from a learned estimate where "
-                     "shadows are hidden.")
-    elif caps.single_buildings:
-        parts.append("At this resolution large buildings are visible, but cars are not.")
-    elif caps.large_moving_only:
-        parts.append("At this resolution single buildings and cars are not visible; only the share of built-up "
-                     "ground and large moving vehicles (which appear as coloured streaks) can be measured.")
-    else:
-        parts.append("At this resolution only the share of built-up ground can be measured; vehicles are not visible.")
-    parts.append(" The image is one instant: the counts describe that moment, not a daily average, "
+    parts = ["<h3>What the imagery can measure</h3><p>", _resolution_text(facts)]
+    parts.append(" An image is one instant: the counts describe that moment, not a daily average, "
                  "and vehicles under trees, bridges or deep shadow are not seen.</p>")
     parts.append(_height_sources(buildings))
     parts.append("<h3>How sure the numbers are</h3><p>No detector is perfect: it misses some objects and mistakes "
@@ -196,6 +182,26 @@ def method_section(facts: ReportFacts, buildings: gpd.GeoDataFrame) -> str:
                  f"single vehicle can be picked out: hexagonal cells with {rule} show no vehicle numbers "
                  f"(hatched on the map), and published tables hold no identities, only positions and classes.</p>")
     return "".join(parts)
+
+
+def _resolution_text(facts: ReportFacts) -> str:
+    """What one pixel of this imagery is, and what can be seen at that size."""
+    if facts.gsd_m is None:
+        return "The run did not record the pixel size of the imagery, so what it can resolve is not stated here."
+    caps = facts.capabilities
+    text = (f"The image is {escape(facts.sensor_name)} with {fmt_number(facts.gsd_m)} m pixels: "
+            "one pixel covers that distance on the ground. ")
+    if caps.cars:
+        return text + ("At this resolution single buildings and single cars are visible. Footprints are traced "
+                       "from the image; heights come from the length of the shadows that buildings cast, "
+                       "given the sun's position at the time of the image, or from a learned estimate where "
+                       "shadows are hidden.")
+    if caps.single_buildings:
+        return text + "At this resolution buildings are visible, but single cars are not."
+    if caps.large_moving_only:
+        return text + ("At this resolution single buildings and cars are not visible; only the share of built-up "
+                       "ground and large moving vehicles (which appear as coloured streaks) can be measured.")
+    return text + "At this resolution only the share of built-up ground can be measured; vehicles are not visible."
 
 
 def _height_sources(buildings: gpd.GeoDataFrame) -> str:
@@ -234,13 +240,15 @@ def data_quality(facts: ReportFacts) -> str:
     """Sensor, time, usable area, models and run identifiers as a definition table."""
     valid = facts.measure("valid_fraction")
     rows: list[tuple[str, str]] = [
-        ("Sensor", escape(facts.sensor_name)),
-        ("Pixel size (GSD)", f"{fmt_number(facts.gsd_m)} m" if facts.gsd_m is not None else NOT_MEASURABLE),
-        ("Acquired (UTC)", escape(fmt_time(facts.acquired_at_utc, utc=True))),
+        ("Sensor", escape(facts.sensor_name) if facts.sensor else NOT_RECORDED),
+        ("Pixel size (GSD)", f"{fmt_number(facts.gsd_m)} m" if facts.gsd_m is not None else NOT_RECORDED),
+        ("Acquired (UTC)", escape(fmt_time(facts.acquired_at_utc, utc=True))
+         if not is_missing(facts.acquired_at_utc) else NOT_RECORDED),
         ("Acquired (local time)", escape(fmt_time(facts.acquired_at_local, utc=False))
-         + (f" {escape(facts.timezone)}" if facts.timezone else "")),
+         + (f" {escape(facts.timezone)}" if facts.timezone else "")
+         if not is_missing(facts.acquired_at_local) else NOT_RECORDED),
         ("Usable image area", escape(valid.text()) + " of the mapped area (cloud-free and inside the image)"
-         if valid.known else NOT_MEASURABLE),
+         if valid.known else NOT_RECORDED),
         ("Models", _model_list(facts.models)),
     ]
     if facts.scene_ids:
@@ -259,7 +267,7 @@ def data_quality(facts: ReportFacts) -> str:
 
 def _model_list(models: list[dict[str, Any]]) -> str:
     if not models:
-        return NOT_MEASURABLE
+        return NOT_RECORDED
     items = []
     for model in models:
         name = escape(str(model.get("name", "unnamed model")))
