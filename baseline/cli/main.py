@@ -44,10 +44,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 def _register() -> None:
     """Attach every subcommand; each module owns one command."""
-    from baseline.cli import synth_cmd
-
-    cli.add_command(synth_cmd.synth)
-    for name in ("run_cmd", "evaluate_cmd", "train_cmd"):
+    for name in ("synth_cmd", "run_cmd", "evaluate_cmd", "train_cmd"):
         try:
             module = __import__(f"baseline.cli.{name}", fromlist=["command"])
         except ModuleNotFoundError as exc:
