@@ -75,13 +75,15 @@ def _ensure_scene(config: RunConfig, scene_dir: Path, explicit: bool, progress: 
             scene_dir, "no scene here (vhr.json missing)",
             hint="render one with `baseline synth --city helsinki --out DIR`, or point --scene at a scene folder",
         )
-    from baseline.synth import RenderParams, render_scene
+    from baseline.synth import RenderParams, render_scene, write_scene
 
     with progress.stage("render", f"rendering the demo scene (seed {spec.seed}) into {scene_dir}"):
-        render_scene(RenderParams(
-            city=spec.city, out=scene_dir, gsd_m=spec.gsd_m, seed=spec.seed, time=spec.time,
-            sun_elevation_deg=spec.sun_elevation_deg, sun_azimuth_deg=spec.sun_azimuth_deg, clouds=spec.clouds,
-        ))
+        params = RenderParams(
+            city=spec.city, seed=spec.seed, gsd_m=spec.gsd_m, sun_elevation_deg=spec.sun_elevation_deg,
+            sun_azimuth_deg=spec.sun_azimuth_deg, clouds=spec.clouds,
+            **({"time": spec.time} if spec.time is not None else {}),
+        )
+        write_scene(render_scene(params), scene_dir)
 
 
 def _pick_scenes(scenes: list[Scene], scene_dir: Path) -> tuple[Scene, Scene | None]:
