@@ -1,0 +1,166 @@
+"""Buildings: chips -> stitched maps -> footprints with heights.
+
+Per chip the network gives extent, boundary and ground-shadow logits and a
+roof-height map at the model's GSD (see :mod:`baseline.detect.nets`). Maps are
+stitched in a :class:`~baseline.detect.mosaic.BuildingMosaic`; on the mosaic,
+:func:`~baseline.detect.instances.separate_instances` finds the buildings,
+their polygons come from the label image, and each height is measured from its
+shadow and the sun angles (``height_source="shadow"``) or, where no shadow ray
+is usable, taken as the median of the learned height map over the footprint
+(``height_source="learned"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+
+from baseline.core.chips import Chip
+from baseline.core.schemas import BUILDINGS_OUT
+from baseline.detect.instances import polygons_from_labels, separate_instances
+from baseline.detect.mosaic import BuildingMosaic
+from baseline.detect.nets import BUILDING_CHANNELS, BUILDING_HEIGHT_SCALE_M
+from baseline.detect.runtime import batches, model_on, prepare_chip, resolve_device, run_network
+from baseline.detect.shadows import shadow_heights
+from baseline.detect.weights import LoadedModel
+
+log = logging.getLogger(__name__)
+
+NET_MULTIPLE = 32  # the U-Net's total stride
+LEARNED_SIGMA_FLOOR_M = 1.5
+
+
+def building_maps(output: np.ndarray) -> np.ndarray:
+    """Network output (C, h, w) -> maps: sigmoid probabilities and height in metres."""
+    maps = np.empty_like(output)
+    maps[:3] = 1.0 / (1.0 + np.exp(-output[:3]))
+    maps[3] = np.maximum(output[3], 0.0) * BUILDING_HEIGHT_SCALE_M
+    return maps
+
+
+def add_chips_to_mosaic(
+    chips: Sequence[Chip],
+    model: LoadedModel,
+    mosaic: BuildingMosaic,
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 8,
+) -> None:
+    """Run the building model over ``chips`` and add their maps to ``mosaic``."""
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    model_on(model, dev)
+    prepared = [prepare_chip(c, model, NET_MULTIPLE) for c in chips]
+    for batch in batches(prepared, batch_size):
+        out = run_network(model, batch, dev)
+        for item, raw in zip(batch, out, strict=True):
+            maps = building_maps(raw[:, : item.height, : item.width])
+            mosaic.add(item.chip, maps, item.valid[: item.height, : item.width])
+
+
+def buildings_from_mosaic(
+    mosaic: BuildingMosaic,
+    *,
+    crs: object,
+    sun_elevation_deg: float | None,
+    sun_azimuth_deg: float | None,
+    scene_id: str,
+    postprocess: dict | None = None,
+    owned_only: bool = True,
+) -> gpd.GeoDataFrame:
+    """Building footprints (BUILDINGS_OUT columns) from a filled mosaic.
+
+    ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
+    ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``
+    and ``learned_height_sigma_m`` (the card's ``postprocess`` block).
+    """
+    pp = dict(postprocess or {})
+    maps = mosaic.mean()
+    extent, boundary, shadow, height = (maps[BUILDING_CHANNELS.index(k)] for k in BUILDING_CHANNELS)
+    transform = mosaic.grid.transform
+    pixel_m2 = abs(transform.a * transform.e - transform.b * transform.d)
+    labels = separate_instances(
+        extent,
+        boundary,
+        extent_threshold=float(pp.get("extent_threshold", 0.5)),
+        boundary_threshold=float(pp.get("boundary_threshold", 0.5)),
+        min_area_px=max(1, int(round(float(pp.get("min_area_m2", 8.0)) / pixel_m2))),
+    )
+    n = int(labels.max())
+    if n == 0:
+        return empty_buildings(crs)
+    polygons = polygons_from_labels(labels, transform, simplify_px=float(pp.get("simplify_px", 0.75)))
+    index = np.arange(1, n + 1)
+    score = ndimage.mean(extent, labels, index)
+    learned = ndimage.median(height, labels, index)
+    learned_mad = ndimage.labeled_comprehension(
+        height, labels, index, lambda v: np.median(np.abs(v - np.median(v))) * 1.4826, float, np.nan
+    )
+    shadow_h = {}
+    if sun_elevation_deg is not None and sun_azimuth_deg is not None:
+        shadow_h = shadow_heights(
+            labels,
+            shadow,
+            transform,
+            sun_elevation_deg,
+            sun_azimuth_deg,
+            valid=mosaic.covered,
+            threshold=float(pp.get("shadow_threshold", 0.5)),
+            min_rays=int(pp.get("min_shadow_rays", 3)),
+        )
+    learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
+    rows = []
+    inv = ~transform
+    for k in index:
+        poly = polygons.get(int(k))
+        if poly is None:
+            continue
+        if owned_only:
+            c = poly.centroid
+            col, row = inv @ (c.x, c.y)
+            ri, ci = int(np.floor(row)), int(np.floor(col))
+            if not (0 <= ri < labels.shape[0] and 0 <= ci < labels.shape[1] and mosaic.owned[ri, ci]):
+                continue
+        sh = shadow_h.get(int(k))
+        if sh is not None and np.isfinite(sh.height_m):
+            h, sigma, source = sh.height_m, sh.sigma_m, "shadow"
+        else:
+            h = float(learned[k - 1])
+            sigma = float(np.hypot(learned_mad[k - 1], learned_floor))
+            source = "learned"
+        rows.append((poly, h, source, sigma, float(score[k - 1])))
+    frame = gpd.GeoDataFrame(
+        {
+            "building_id": pd.array([pd.NA] * len(rows), dtype="Int64"),
+            "height_m": [r[1] for r in rows],
+            "height_source": [r[2] for r in rows],
+            "height_sigma_m": [r[3] for r in rows],
+            "score": [r[4] for r in rows],
+            "scene_id": scene_id,
+        },
+        geometry=[r[0] for r in rows],
+        crs=crs,
+    )
+    return frame[list(BUILDINGS_OUT)]
+
+
+def empty_buildings(crs: object) -> gpd.GeoDataFrame:
+    """A buildings table with the output columns and no rows."""
+    frame = gpd.GeoDataFrame(
+        {
+            "building_id": pd.array([], dtype="Int64"),
+            "height_m": pd.Series([], dtype=float),
+            "height_source": pd.Series([], dtype=object),
+            "height_sigma_m": pd.Series([], dtype=float),
+            "score": pd.Series([], dtype=float),
+            "scene_id": pd.Series([], dtype=object),
+        },
+        geometry=gpd.GeoSeries([], crs=crs),
+        crs=crs,
+    )
+    return frame[list(BUILDINGS_OUT)]

@@ -1,0 +1,240 @@
+"""Building shadows: the ground-shadow target, and heights measured from shadow length.
+
+Geometry (flat roofs, vertical walls, flat ground): a roof point ``h`` metres up
+casts its shadow ``h / tan(elevation)`` metres towards ``azimuth + 180``. The
+ground shadow of a building is therefore its footprint swept along that vector,
+minus every footprint (shadow falling on a roof is not ground shadow).
+
+Height from a shadow map: from every footprint pixel on the edge facing away
+from the sun, walk towards ``azimuth + 180`` and measure how far the shadow
+runs on the ground. A ray that meets another building, leaves the image or
+leaves the valid area before its shadow ends is *censored* (its true length is
+unknown) and not used. The height is ``median(length) * tan(elevation)`` over
+the uncensored rays, and the spread of the ray estimates gives its sigma.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio import features
+from shapely.geometry.base import BaseGeometry
+
+from baseline.core.geo import shadow_offset_m
+from baseline.detect.frames import bearing_to_pixel, pixel_to_vector
+
+
+def _swept(polygon: BaseGeometry, dx: float, dy: float) -> BaseGeometry:
+    """``polygon`` swept along (dx, dy): itself, its translate, and every edge's parallelogram."""
+    if dx == 0.0 and dy == 0.0:
+        return polygon
+    pieces = [polygon, shapely.affinity.translate(polygon, dx, dy)]
+    polys = getattr(polygon, "geoms", [polygon])
+    quads = []
+    for poly in polys:
+        for ring in [poly.exterior, *poly.interiors]:
+            xy = np.asarray(ring.coords)
+            a, b = xy[:-1], xy[1:]
+            shift = np.array([dx, dy])
+            quads.append(np.stack([a, b, b + shift, a + shift, a], axis=1))
+    if quads:
+        q = np.concatenate(quads)
+        quad_polys = shapely.polygons(q)
+        quad_polys = quad_polys[shapely.area(quad_polys) > 1e-9]
+        pieces.extend(shapely.make_valid(quad_polys).tolist())
+    return shapely.union_all(pieces)
+
+
+def ground_shadow(
+    footprints: list[BaseGeometry] | np.ndarray,
+    heights_m: np.ndarray,
+    sun_elevation_deg: float,
+    sun_azimuth_deg: float,
+) -> BaseGeometry:
+    """The ground shadow of all ``footprints`` (CRS metres) as one geometry."""
+    footprints = list(footprints)
+    if not footprints:
+        return shapely.Polygon()
+    swept = []
+    for poly, h in zip(footprints, np.asarray(heights_m, dtype=float), strict=True):
+        if not np.isfinite(h) or h <= 0:
+            continue
+        dx, dy = shadow_offset_m(float(h), sun_elevation_deg, sun_azimuth_deg)
+        swept.append(_swept(poly, dx, dy))
+    if not swept:
+        return shapely.Polygon()
+    return shapely.difference(shapely.union_all(swept), shapely.union_all(footprints))
+
+
+def rasterize_ground_shadow(
+    footprints: list[BaseGeometry] | np.ndarray,
+    heights_m: np.ndarray,
+    sun_elevation_deg: float,
+    sun_azimuth_deg: float,
+    transform: Affine,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Boolean raster of :func:`ground_shadow` on the grid ``transform``/``shape``."""
+    geom = ground_shadow(footprints, heights_m, sun_elevation_deg, sun_azimuth_deg)
+    if geom.is_empty:
+        return np.zeros(shape, dtype=bool)
+    return features.rasterize([(geom, 1)], out_shape=shape, transform=transform, fill=0, dtype="uint8").astype(bool)
+
+
+@dataclass(frozen=True)
+class ShadowHeight:
+    """A height from shadow rays: NaN when no ray was usable."""
+
+    height_m: float
+    sigma_m: float
+    rays_used: int
+    rays_total: int
+
+
+def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image`` at pixel-centre coordinates (callers keep them inside)."""
+    r0 = np.floor(rows).astype(np.int64)
+    c0 = np.floor(cols).astype(np.int64)
+    r0 = np.clip(r0, 0, image.shape[0] - 2)
+    c0 = np.clip(c0, 0, image.shape[1] - 2)
+    fr = np.clip(rows - r0, 0.0, 1.0)
+    fc = np.clip(cols - c0, 0.0, 1.0)
+    top = image[r0, c0] * (1 - fc) + image[r0, c0 + 1] * fc
+    bottom = image[r0 + 1, c0] * (1 - fc) + image[r0 + 1, c0 + 1] * fc
+    return top * (1 - fr) + bottom * fr
+
+
+def trailing_edge_pixels(labels: np.ndarray, drow: float, dcol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and cols of building pixels whose neighbour towards (drow, dcol) is not the same building."""
+    rows, cols = np.nonzero(labels)
+    nr = np.clip(np.rint(rows + drow).astype(np.int64), 0, labels.shape[0] - 1)
+    nc = np.clip(np.rint(cols + dcol).astype(np.int64), 0, labels.shape[1] - 1)
+    edge = labels[nr, nc] != labels[rows, cols]
+    return rows[edge], cols[edge]
+
+
+def ray_shadow_lengths(
+    labels: np.ndarray,
+    shadow: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    drow: float,
+    dcol: float,
+    *,
+    valid: np.ndarray | None = None,
+    threshold: float = 0.5,
+    step_px: float = 0.5,
+    max_px: float = 1000.0,
+) -> np.ndarray:
+    """Shadow run length in pixels along (drow, dcol) from each start pixel; NaN where censored.
+
+    A ray first leaves its own building, then counts ground pixels whose shadow
+    probability is at least ``threshold``; the end is placed by linear
+    interpolation of the probability. Meeting any building, the image edge, an
+    invalid pixel or ``max_px`` first censors the ray; a ray with no shadow at
+    all just outside its building is censored too (a corner or a misfit edge).
+    """
+    h, w = labels.shape
+    n = len(rows)
+    result = np.full(n, np.nan)
+    if n == 0:
+        return result
+    own = labels[rows, cols]
+    idx = np.arange(n)
+    r0 = rows.astype(float)
+    c0 = cols.astype(float)
+    t_exit = np.full(n, np.nan)
+    prev_p = np.ones(n)
+    # building pixels count as shadow for interpolation, so an edge does not pull
+    # the first ground sample below the threshold (meeting a building censors anyway)
+    shadow = np.where(labels > 0, 1.0, shadow).astype(np.float32)
+    t = 0.01  # off the half-pixel ties of rounding
+    max_steps = int(math.ceil(max_px / step_px)) + 4
+    for _ in range(max_steps):
+        if idx.size == 0:
+            break
+        t += step_px
+        rr = r0[idx] + t * drow
+        cc = c0[idx] + t * dcol
+        ir = np.rint(rr).astype(np.int64)
+        ic = np.rint(cc).astype(np.int64)
+        inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
+        lab = np.full(idx.size, -1, dtype=np.int64)
+        lab[inside] = labels[ir[inside], ic[inside]]
+        ok = inside.copy()
+        if valid is not None:
+            ok[inside] &= valid[ir[inside], ic[inside]]
+        still_own = np.isnan(t_exit[idx]) & (lab == own[idx])
+        exiting = np.isnan(t_exit[idx]) & ~still_own
+        t_exit[idx[exiting]] = t - step_px / 2.0
+        p = np.zeros(idx.size)
+        rc = np.clip(rr, 0, h - 1)
+        cc2 = np.clip(cc, 0, w - 1)
+        p[inside] = _bilinear(shadow, rc[inside], cc2[inside])
+        on_ground = ~still_own
+        censored = on_ground & ((lab != 0) | ~ok)
+        ended = on_ground & ~censored & (p < threshold)
+        # no shadow right at the edge: not a measurement
+        empty = ended & exiting
+        done_ok = ended & ~exiting
+        if done_ok.any():
+            j = idx[done_ok]
+            pp, pc = prev_p[j], p[done_ok]
+            frac = np.where(pp > pc, (pp - threshold) / np.maximum(pp - pc, 1e-6), 0.5)
+            t_end = t - step_px + np.clip(frac, 0.0, 1.0) * step_px
+            result[j] = np.maximum(t_end - t_exit[j], 0.0)
+        prev_p[idx] = p
+        too_far = (t - np.nan_to_num(t_exit[idx], nan=t)) >= max_px
+        finished = censored | ended | empty | too_far
+        idx = idx[~finished]
+    return result
+
+
+def shadow_heights(
+    labels: np.ndarray,
+    shadow: np.ndarray,
+    transform: Affine,
+    sun_elevation_deg: float,
+    sun_azimuth_deg: float,
+    *,
+    valid: np.ndarray | None = None,
+    threshold: float = 0.5,
+    max_height_m: float = 250.0,
+    min_rays: int = 3,
+) -> dict[int, ShadowHeight]:
+    """Per-label heights from the shadow map (probabilities) on the label grid.
+
+    Buildings with fewer than ``min_rays`` uncensored rays get NaN (the caller
+    falls back to another height source).
+    """
+    drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
+    east, north = pixel_to_vector(transform, drow, dcol)
+    metres_per_px = float(math.hypot(east, north))
+    tan_e = math.tan(math.radians(sun_elevation_deg))
+    rows, cols = trailing_edge_pixels(labels, drow, dcol)
+    max_px = max_height_m / tan_e / metres_per_px
+    lengths = ray_shadow_lengths(
+        labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold, max_px=max_px
+    )
+    heights = lengths * metres_per_px * tan_e
+    own = labels[rows, cols]
+    quant = 0.5 * metres_per_px * tan_e
+    out: dict[int, ShadowHeight] = {}
+    order = np.argsort(own, kind="stable")
+    own_sorted, heights_sorted = own[order], heights[order]
+    bounds = np.flatnonzero(np.diff(own_sorted)) + 1
+    for group_h, group_lab in zip(np.split(heights_sorted, bounds), np.split(own_sorted, bounds), strict=True):
+        if group_lab.size == 0:
+            continue
+        good = group_h[np.isfinite(group_h)]
+        if good.size >= min_rays:
+            med = float(np.median(good))
+            mad = float(np.median(np.abs(good - med))) * 1.4826
+            out[int(group_lab[0])] = ShadowHeight(med, float(math.hypot(mad, quant)), int(good.size), int(group_h.size))
+        else:
+            out[int(group_lab[0])] = ShadowHeight(float("nan"), float("nan"), int(good.size), int(group_h.size))
+    return out
