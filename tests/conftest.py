@@ -9,6 +9,11 @@ import pytest
 
 @pytest.fixture
 def publish_sample() -> SimpleNamespace:
+    """A fresh :func:`make_publish_sample` for each test (tests may change it)."""
+    return make_publish_sample()
+
+
+def make_publish_sample() -> SimpleNamespace:
     """Small, realistic outputs of one run over central Helsinki (EPSG:32635), as publish receives them.
 
     Buildings, vehicles (on two roads and in a car park), road carriageways, the AOI,

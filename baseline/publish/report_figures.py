@@ -165,8 +165,9 @@ def buildings_map(layers: MapLayers, facts: ReportFacts) -> str:
         if (~known).any():
             add_polygons(ax, frame.geometry[~known], facecolor="white", edgecolor="#94a3b8",
                          linewidths=0.4, zorder=3)
+        many = len(frame) > 2000  # outlines would drown the colours
         coll = add_polygons(ax, frame.geometry[known], cmap=cmap, norm=norm,
-                            edgecolor="#334155", linewidths=0.15, zorder=4)
+                            edgecolor="none" if many else "#334155", linewidths=0.15, zorder=4)
         coll.set_array(heights[known])
         style_map_axes(ax, layers.extent)
         add_scale_bar(ax, layers.extent)
@@ -307,6 +308,7 @@ def h3_share_map(layers: MapLayers, facts: ReportFacts) -> str:
             handles.append(Patch(facecolor="white", edgecolor="#94a3b8", label="no vehicles seen"))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         img = figure_to_img(fig, f"Map of on-road share in {len(cells)} H3 cells, {int(withheld.sum())} withheld")
+    caption += f" {int(withheld.sum())} of {len(cells)} cells are withheld."
     return figure_block(fig_id, img, caption)
 
 

@@ -62,7 +62,7 @@ def figure_to_img(fig: Figure, alt: str) -> str:
     """An ``<img>`` element holding ``fig`` as a base64 SVG data URI, trimmed to its content."""
     with rc_context(STYLE):
         buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, facecolor="white",
+        fig.savefig(buffer, format="svg", metadata={"Date": None}, facecolor="white", dpi=200,
                     bbox_inches="tight", pad_inches=0.04)
     svg = re.sub(r"<metadata>.*?</metadata>", "", buffer.getvalue(), flags=re.DOTALL)
     size = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"[^>]*\sheight="([\d.]+)pt"', svg)

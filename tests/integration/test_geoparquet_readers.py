@@ -38,9 +38,9 @@ GPIO = shutil.which("gpio") or str(Path(sys.executable).with_name("gpio"))
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> dict[str, Path]:
-    from tests.conftest import publish_sample
+    from tests.conftest import make_publish_sample
 
-    sample = publish_sample.__wrapped__()
+    sample = make_publish_sample()
     districts = sample.indicators_h3.head(4).rename(columns={"zone_id": "district"}).drop(columns="h3_cell")
     return publish_tables(tmp_path_factory.mktemp("run"), sample.buildings, sample.vehicles,
                           sample.indicators_city, sample.indicators_h3, districts, run_id="readers")

@@ -30,9 +30,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
     """A full report and a degraded one (optional columns missing), written once."""
-    from tests.conftest import publish_sample
+    from tests.conftest import make_publish_sample
 
-    sample = publish_sample.__wrapped__()
+    sample = make_publish_sample()
     full = write_report(tmp_path_factory.mktemp("full"), buildings=sample.buildings, vehicles=sample.vehicles,
                         indicators_city=sample.indicators_city, indicators_h3=sample.indicators_h3,
                         roads=sample.roads, aoi=sample.aoi, context=sample.context)

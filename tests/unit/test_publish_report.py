@@ -173,3 +173,13 @@ def test_interval_and_time_formats():
     assert fmt_time("2024-06-14T12:30:00+03:00", utc=True) == "2024-06-14 09:30 UTC"
     assert fmt_time("2024-06-14T12:30:00+03:00", utc=False) == "2024-06-14 12:30 (UTC+03:00)"
     assert fmt_time(None, utc=True) == "not measurable"
+
+
+def test_very_many_shapes_are_embedded_as_a_raster_inside_the_svg(publish_sample, tmp_path, monkeypatch):
+    import baseline.publish.report_plot as plot
+
+    monkeypatch.setattr(plot, "RASTERIZE_ABOVE", 50)  # the sample has about 110 buildings
+    html = _report(publish_sample, tmp_path)
+    data = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', _figure(html, "fig-buildings-map")).group(1)
+    svg = base64.b64decode(data).decode("utf-8")
+    assert '<image' in svg and "data:image/png;base64," in svg
