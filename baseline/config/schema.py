@@ -74,8 +74,12 @@ class DetectSpec(_Strict):
     vehicles_version: str | None = Field(None, description="Model version; default the newest.")
     batch_size: int = Field(8, ge=1, description="Chips per inference batch.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where models run.")
-    building_score_min: float = Field(0.5, ge=0, le=1, description="Drop buildings scored below this.")
-    vehicle_score_min: float = Field(0.35, ge=0, le=1, description="Drop vehicles scored below this.")
+    building_score_min: float | None = Field(
+        None, ge=0, le=1, description="Drop buildings scored below this; default keeps every instance found."
+    )
+    vehicle_score_min: float | None = Field(
+        None, ge=0, le=1, description="Drop vehicles scored below this; default the model card's calibrated threshold."
+    )
 
 
 class ClassifySpec(_Strict):

@@ -25,18 +25,22 @@ from affine import Affine
 from distributed import as_completed
 
 from baseline import __version__
+from baseline.aggregate import aggregate, load_car_parc, rates_from_cards
+from baseline.aggregate.types import Capabilities, SceneQuality, ValidCoverage
 from baseline.classify import classify_vehicles
 from baseline.config.catalog import load_city
 from baseline.config.schema import RunConfig
 from baseline.context.osm import load_osm_context
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
+from baseline.detect.weights import ModelRef, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
 from baseline.ingest import LocalFilesSource
 from baseline.preprocess import city_grid_for, plan_tiles
+from baseline.publish.manifest import sha256_file
+from baseline.publish.run_outputs import publish_run
 from baseline.run.cluster import dask_client
 from baseline.run.progress import StageProgress
 from baseline.run.tile_task import (
-    ModelRef,
     TileJob,
     TileResult,
     read_tile_outputs,
@@ -101,8 +105,6 @@ def _digest(*parts: object) -> str:
 
 def _already_complete(out: Path, run_key: str) -> bool:
     """True when the manifest says these exact outputs were made from this config and these inputs."""
-    from baseline.publish.manifest import sha256_file
-
     try:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -160,10 +162,6 @@ def run_pipeline(
     ``on_tile_done`` is called in the client after each tile (tests use it to
     interrupt a run part-way).
     """
-    from baseline.aggregate import aggregate, load_car_parc
-    from baseline.aggregate.types import Capabilities, SceneQuality, ValidCoverage
-    from baseline.detect.weights import rates_from_cards, read_model_ref
-    from baseline.publish import publish_run
 
     out = (out or config.publish.out).resolve()
     explicit_scene = scene_dir is not None
@@ -183,7 +181,9 @@ def run_pipeline(
 
     b_ref = read_model_ref(models_dir, config.detect.buildings_model, config.detect.buildings_version)
     v_ref = read_model_ref(models_dir, config.detect.vehicles_model, config.detect.vehicles_version)
-    b_ref = ModelRef(**{**b_ref.__dict__, "chip_px": config.preprocess.chip_px if b_ref.chip_px is None else b_ref.chip_px})
+    b_ref = ModelRef(**{**b_ref.__dict__, "chip_px": b_ref.chip_px or config.preprocess.chip_px})
+    v_ref = ModelRef(**{**v_ref.__dict__, "chip_px": v_ref.chip_px or config.preprocess.chip_px})
+    cards = [read_card(r.name, r.version, models_dir) for r in (b_ref, v_ref)]
     run_key = _digest(config.config_hash(), str(scene_dir), scene.checksum, s2_scene.checksum if s2_scene else None,
                       b_ref.__dict__, v_ref.__dict__, __version__)
     if _already_complete(out, run_key):
@@ -244,7 +244,7 @@ def run_pipeline(
         )
         indicators = aggregate(
             buildings, vehicles, context.road_segments, aoi, context.crs,
-            quality=quality, rates=rates_from_cards(models_dir, b_ref, v_ref),
+            quality=quality, rates=rates_from_cards(*cards), city=city.name,
             car_parc=load_car_parc(config.catalog, config.city),
             h3_resolution=config.aggregate.h3_resolution,
             min_vehicles_per_cell=config.aggregate.min_vehicles_per_cell,
@@ -259,7 +259,7 @@ def run_pipeline(
         outputs = publish_run(
             out, config=config, run_key=run_key, buildings=buildings, vehicles=vehicles, indicators=indicators,
             context=context, aoi=aoi, scenes=[s for s in (scene, s2_scene) if s is not None],
-            models=[b_ref, v_ref], timings=timings, city=city,
+            cards=cards, timings=timings, city=city,
         )
     timings["publish"] = t.seconds
 

@@ -22,23 +22,12 @@ import numpy as np
 from baseline.core.atomic import atomic_path, write_text_atomic
 from baseline.core.geoparquet import read_geoparquet, write_geoparquet
 from baseline.core.scene import Scene
+from baseline.detect.weights import ModelRef
 from baseline.preprocess import CityGrid, TileSpec, prepare_tile
 
 log = logging.getLogger(__name__)
 
 VALID_CELL_M = 2.0  # cell of the valid-pixel raster handed to aggregate (majority of the pixels in it)
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model to run on a tile, by name and version, with its tiling needs."""
-
-    name: str
-    version: str
-    gsd_m: float
-    chip_px: int
-    overlap_px: int
-    halo_m: float
 
 
 @dataclass(frozen=True)
@@ -57,8 +46,8 @@ class TileJob:
     work_dir: Path
     batch_size: int
     device: str
-    building_score_min: float
-    vehicle_score_min: float
+    building_score_min: float | None
+    vehicle_score_min: float | None
 
     @property
     def folder(self) -> Path:
@@ -120,14 +109,14 @@ def run_tile(job: TileJob) -> TileResult:
                           cloud_scene=job.cloud_scene)
     t_pre_b = time.perf_counter()
     buildings = detectors.detect_buildings(b_tile, job.scene, batch_size=job.batch_size,
-                                           score_min=job.building_score_min)
+                                           score_min=job.building_score_min or 0.0, crs=job.building_grid.crs)
     t_det_b = time.perf_counter()
     v_tile = prepare_tile(job.scene, job.vehicle_grid, job.tile, halo_m=job.vehicles_model.halo_m,
                           chip_px=job.vehicles_model.chip_px, overlap_px=job.vehicles_model.overlap_px,
                           cloud_scene=job.cloud_scene)
     t_pre_v = time.perf_counter()
     vehicles = detectors.detect_vehicles(v_tile, job.scene, batch_size=job.batch_size,
-                                         score_min=job.vehicle_score_min)
+                                         score_min=job.vehicle_score_min, crs=job.vehicle_grid.crs)
     t_det_v = time.perf_counter()
 
     valid_mask, valid_origin = _valid_cells(v_tile.valid, v_tile.transform, v_tile.core_px, v_tile.gsd_m)

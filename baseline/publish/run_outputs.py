@@ -1,0 +1,112 @@
+"""Publish one run: tables, report, then the manifest, in that order.
+
+The manifest is written last and lists every output's checksum, so it is the
+mark of a complete run: a run killed while publishing leaves no manifest (or
+the previous run's, whose checksums no longer match), and the next run
+publishes again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+
+from baseline import __version__
+from baseline.publish.manifest import sha256_file, write_manifest
+from baseline.publish.report import write_report
+from baseline.publish.report_pdf import write_report_pdf
+from baseline.publish.tables import publish_tables
+
+
+def _model_entry(card: dict[str, Any]) -> dict[str, Any]:
+    evaluation = card.get("evaluation") or {}
+    return {
+        "name": card["name"],
+        "version": card["version"],
+        "task": card["task"],
+        "precision": evaluation.get("precision"),
+        "recall": evaluation.get("recall"),
+        "f1": evaluation.get("f1"),
+        "weights_sha256": card.get("weights_sha256"),
+    }
+
+
+def publish_run(
+    out: Path,
+    *,
+    config: Any,
+    run_key: str,
+    buildings: gpd.GeoDataFrame,
+    vehicles: gpd.GeoDataFrame,
+    indicators: Any,
+    context: Any,
+    aoi: Any,
+    scenes: list[Any],
+    cards: list[dict[str, Any]],
+    timings: dict[str, float],
+    city: Any,
+) -> dict[str, Path]:
+    """Write every output of a run into ``out``; return them by name.
+
+    ``config`` is the :class:`~baseline.config.RunConfig`, ``indicators`` the
+    aggregate stage's :class:`~baseline.aggregate.Indicators`, ``context`` the
+    :class:`~baseline.context.osm.MapContext`, ``cards`` the models' cards.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    outputs = dict(
+        publish_tables(
+            out, buildings, vehicles, indicators.city, indicators.h3, indicators.district,
+            run_id=run_key, code_version=__version__,
+        )
+    )
+    models = [_model_entry(c) for c in cards]
+    car_parc = indicators.city.iloc[0] if len(indicators.city) else None
+    if config.publish.report:
+        outputs["report.html"] = write_report(
+            out,
+            buildings=buildings,
+            vehicles=vehicles,
+            indicators_city=indicators.city,
+            indicators_h3=indicators.h3,
+            roads=context.carriageways,
+            aoi=gpd.GeoSeries([aoi], crs=context.crs),
+            context={
+                "title": f"City baseline: {city.display_name}",
+                "city_name": city.display_name,
+                "timezone": city.timezone,
+                "run_id": run_key,
+                "config_hash": config.config_hash(),
+                "code_version": __version__,
+                "scene_ids": [s.scene_id for s in scenes],
+                "privacy_min_vehicles": config.aggregate.min_vehicles_per_cell,
+                "models": models,
+                "car_parc": None if car_parc is None else {
+                    "value": car_parc.get("car_parc_registered"),
+                    "year": car_parc.get("car_parc_year"),
+                    "source": car_parc.get("car_parc_source"),
+                    "note": car_parc.get("car_parc_note"),
+                    "illustrative": car_parc.get("car_parc_illustrative"),
+                },
+            },
+        )
+        if config.publish.pdf:
+            pdf = write_report_pdf(outputs["report.html"])
+            if pdf is not None:
+                outputs["report.pdf"] = pdf
+    timings["publish"] = round(time.perf_counter() - t0, 2)
+    outputs["manifest.json"] = write_manifest(
+        out,
+        config=config.model_dump(mode="json"),
+        config_hash=config.config_hash(),
+        code_version=__version__,
+        models=models,
+        inputs=[{"scene_id": s.scene_id, "sensor": s.sensor, "href": str(s.href), "sha256": s.checksum} for s in scenes],
+        stage_timings_s=timings,
+        outputs={p.name: sha256_file(p) for name, p in outputs.items()},
+        extra={"run_key": run_key, "notes": list(indicators.notes)},
+    )
+    return outputs
