@@ -33,6 +33,11 @@ class Grid:
     height: int
     crs: CRS
 
+    def __repr__(self) -> str:
+        epsg = self.crs.to_epsg()
+        return (f"Grid({self.width}x{self.height} px of {self.gsd:g} m from ({self.x0:g}, {self.y0:g}), "
+                f"{f'EPSG:{epsg}' if epsg else self.crs.name})")
+
     @classmethod
     def covering(cls, bounds: tuple[float, float, float, float], gsd: float, crs: CRS) -> Grid:
         """The grid with its top-left corner at ``(xmin, ymax)`` that covers ``bounds``."""

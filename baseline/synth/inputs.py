@@ -21,10 +21,11 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from baseline.context.osm import helsinki_pbf, load_osm_context
+from baseline.context.osm import MapContext, helsinki_pbf, load_osm_context
 from baseline.core.geo import utm_crs_for
 from baseline.core.geoparquet import read_vector
 from baseline.errors import InputFileError, MissingColumnError, RenderError, UnknownCityError
+from baseline.synth.osm_extras import load_extras
 from baseline.synth.params import HEIGHT_COLUMNS, RenderParams
 from baseline.synth.solar import solar_position
 
@@ -47,11 +48,13 @@ class SceneInputs:
         centre_lonlat: scene centre, for the sun position.
         sun_elevation_deg, sun_azimuth_deg: the sun, given or computed.
         sun_source: ``"given"`` or ``"computed"``.
-        buildings: footprints with ``source_id``, ``kind`` (OSM building tag),
+        buildings: footprints with ``kind`` (OSM building tag),
             ``height_m`` (NaN if unknown), ``levels`` (NaN if unknown) and
             ``known_origin`` (``osm_height`` or ``file`` where ``height_m`` is known).
         context: the OSM frames (road segments, carriageways, kerb strips, car
             parks, vegetation, water) that lie in the scene; may be empty.
+        extras: geometry arrays ``sea``, ``rails``, ``trams``, ``platforms``
+            (:mod:`~baseline.synth.osm_extras`) in the scene.
         source: a short description of where the map came from.
     """
 
@@ -63,6 +66,7 @@ class SceneInputs:
     sun_source: str
     buildings: gpd.GeoDataFrame
     context: dict[str, gpd.GeoDataFrame]
+    extras: dict[str, np.ndarray]
     source: str
 
 
@@ -81,14 +85,14 @@ def load_inputs(params: RenderParams) -> SceneInputs:
         footprints = read_footprints(params.buildings_path, params.height_column)
         return _file_inputs(params, footprints, pbf)
     ctx = load_osm_context(pbf)
-    buildings = ctx.buildings.rename(columns={"osm_id": "source_id", "building": "kind"})
+    buildings = ctx.buildings.rename(columns={"building": "kind"}).drop(columns="osm_id")
     buildings["known_origin"] = np.where(buildings["height_m"].notna(), "osm_height", "")
     elev, az, how = _sun(params, ctx.aoi, ctx.crs)
     return SceneInputs(
         crs=ctx.crs, aoi=ctx.aoi, centre_lonlat=_lonlat(ctx.aoi, ctx.crs),
         sun_elevation_deg=elev, sun_azimuth_deg=az, sun_source=how,
         buildings=buildings, context={k: getattr(ctx, k) for k in _CONTEXT_FRAMES},
-        source=f"OpenStreetMap extract {pbf.name}",
+        extras=_extras(pbf, ctx, ctx.crs, ctx.aoi), source=f"OpenStreetMap extract {pbf.name}",
     )
 
 
@@ -112,7 +116,7 @@ def read_footprints(path: Path, height_column: str | None) -> gpd.GeoDataFrame:
     heights = pd.to_numeric(frame[column], errors="coerce") if column else pd.Series(np.nan, index=frame.index)
     heights = heights.where(heights > 0)
     out = gpd.GeoDataFrame(
-        {"source_id": np.arange(len(frame), dtype="int64"), "height_m": heights.to_numpy(dtype=float)},
+        {"height_m": heights.to_numpy(dtype=float)},
         geometry=shapely.make_valid(frame.geometry.values), crs=frame.crs,
     )
     out = out.explode(index_parts=False).reset_index(drop=True)
@@ -142,8 +146,20 @@ def _file_inputs(params: RenderParams, footprints: gpd.GeoDataFrame, pbf: Path) 
     return SceneInputs(
         crs=crs, aoi=aoi, centre_lonlat=_lonlat(core, crs),
         sun_elevation_deg=elev, sun_azimuth_deg=az, sun_source=how,
-        buildings=b, context=context, source=f"footprints {params.buildings_path}",
+        buildings=b, context=context, extras=_extras(pbf, ctx, crs, aoi), source=f"footprints {params.buildings_path}",
     )
+
+
+def _extras(pbf: Path, ctx: MapContext, crs: CRS, aoi: shapely.Geometry) -> dict[str, np.ndarray]:
+    """Sea, railways, tram rails and platforms of the city's extract that fall in ``aoi``."""
+    extras = load_extras(pbf, ctx.crs, ctx.aoi)
+    out = {}
+    for name in ("sea", "rails", "trams", "platforms"):
+        geoms = getattr(extras, name)
+        if len(geoms) and ctx.crs != crs:
+            geoms = gpd.GeoSeries(geoms, crs=ctx.crs).to_crs(crs).values
+        out[name] = np.asarray(geoms)[shapely.intersects(geoms, aoi)] if len(geoms) else np.asarray(geoms)
+    return out
 
 
 def _lonlat(geom: shapely.Geometry, crs: CRS) -> tuple[float, float]:

@@ -18,6 +18,8 @@ GROUND = {
     "paved": (0.100, 0.108, 0.116, 0.150),      # courtyards, squares: mixed paving
     "grass": (0.035, 0.085, 0.045, 0.42),
     "water": (0.045, 0.055, 0.035, 0.012),
+    "ballast": (0.110, 0.112, 0.118, 0.150),    # railway track bed: grey-brown crushed stone
+    "rail": (0.055, 0.055, 0.058, 0.065),       # rails and sleepers seen from above
     "sidewalk": (0.17, 0.185, 0.20, 0.235),      # concrete slabs
     "road": (0.065, 0.072, 0.078, 0.095),        # asphalt
     "kerb": (0.075, 0.082, 0.088, 0.105),        # parking lane asphalt, a little worn
@@ -27,6 +29,7 @@ GROUND_INDEX = {name: i for i, name in enumerate(GROUND)}
 GROUND_TABLE = np.array(list(GROUND.values()), dtype=np.float32)
 
 PAINT = np.array((0.50, 0.52, 0.53, 0.55), dtype=np.float32)  # road markings
+TRAM_RAIL = np.array((0.045, 0.047, 0.050, 0.060), dtype=np.float32)
 TREE = np.array((0.028, 0.065, 0.035, 0.36), dtype=np.float32)
 
 ROOFS = {
@@ -34,11 +37,11 @@ ROOFS = {
     "grey_concrete": (0.150, 0.160, 0.170, 0.200),
     "red_tile": (0.060, 0.075, 0.190, 0.290),
     "copper_green": (0.105, 0.175, 0.125, 0.230),
-    "light_membrane": (0.380, 0.400, 0.410, 0.430),
+    "light_membrane": (0.300, 0.315, 0.325, 0.350),
 }
 ROOF_NAMES = tuple(ROOFS)
 ROOF_TABLE = np.array(list(ROOFS.values()), dtype=np.float32)
-ROOF_WEIGHTS = np.array((0.34, 0.24, 0.16, 0.06, 0.20))
+ROOF_WEIGHTS = np.array((0.38, 0.26, 0.16, 0.06, 0.14))
 PITCHED_ROOFS = frozenset({"red_tile", "copper_green"})
 FIXTURE = np.array((0.23, 0.24, 0.25, 0.27), dtype=np.float32)  # vents, AC units: galvanised steel
 

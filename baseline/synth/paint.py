@@ -34,7 +34,7 @@ def paint_ground(grid: Grid, plan: ScenePlan, seed: int) -> tuple[np.ndarray, np
     """The canvas with ground cover and road paint, and the ground class raster (uint8)."""
     cls = np.zeros(grid.shape, dtype=np.uint8)
     for name, geoms in plan.ground.items():
-        cls[grid.mask(geoms)] = materials.GROUND_INDEX[name]
+        cls[grid.mask(geoms, all_touched=name == "rail")] = materials.GROUND_INDEX[name]
     canvas = np.empty((4, *grid.shape), dtype=np.float32)
     texture = 1.0 + 0.07 * fbm(grid, 12.0, seed, "ground", octaves=3)
     texture += 0.04 * value_noise(grid, 0.9, seed, "ground-fine")
@@ -45,9 +45,11 @@ def paint_ground(grid: Grid, plan: ScenePlan, seed: int) -> tuple[np.ndarray, np
         canvas[b] *= texture
     water = cls == materials.GROUND_INDEX["water"]
     canvas[:, water] = materials.GROUND_TABLE[materials.GROUND_INDEX["water"]][:, None]
-    paint = grid.mask(np.concatenate([plan.lane_marks, plan.bay_lines]), all_touched=True)
-    for b in range(4):
-        canvas[b][paint] = (1 - PAINT_COVER) * canvas[b][paint] + PAINT_COVER * materials.PAINT[b]
+    for geoms, colour in ((np.concatenate([plan.lane_marks, plan.bay_lines]), materials.PAINT),
+                          (plan.tram_rails, materials.TRAM_RAIL)):
+        lines = grid.mask(geoms, all_touched=True)
+        for b in range(4):
+            canvas[b][lines] = (1 - PAINT_COVER) * canvas[b][lines] + PAINT_COVER * colour[b]
     return canvas, cls
 
 
@@ -157,8 +159,10 @@ def paint_vehicles(canvas: np.ndarray, bands: list[int], grid: Grid, vehicles: g
     values = _vehicle_look(u, w, k, vehicles)
     if shade is not None:
         values[shade[rows, cols]] *= materials.SHADOW_RATIO
+    # rounded corners: the corner pixels keep what lies under the vehicle
+    body = (np.abs(u) < 0.86) | (np.abs(w) < 0.62) | ((np.abs(u) - 0.86) ** 2 / 0.14**2 + (np.abs(w) - 0.62) ** 2 / 0.38**2 <= 1.0)
     for band in bands:
-        canvas[band, rows, cols] = values[:, band]
+        canvas[band, rows[body], cols[body]] = values[body, band]
     return ids > 0
 
 

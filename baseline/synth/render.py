@@ -50,6 +50,8 @@ from baseline.synth.shadows import (
 from baseline.synth.streams import stream
 
 ProgressFn = Callable[[str], None]
+MAX_PIXELS = 60_000_000
+"""Largest VHR image drawn in one piece (about 3.5 GB of working memory); 3x the Helsinki default."""
 STEPS = ("map", "plan", "ground", "trees", "vehicles", "roofs", "shadows", "sentinel-2", "motion", "clouds",
          "sensor")
 
@@ -212,7 +214,14 @@ def _grid_for(plan: ScenePlan, params: RenderParams) -> Grid:
                 hint=f"the scene covers {tuple(round(v, 1) for v in bounds)} in {plan.crs.to_string()}",
             )
         bounds = inter
-    return Grid.covering(bounds, params.gsd_m, plan.crs)
+    grid = Grid.covering(bounds, params.gsd_m, plan.crs)
+    if grid.width * grid.height > MAX_PIXELS:
+        raise RenderError(
+            f"the scene would be {grid.width} x {grid.height} px at {params.gsd_m:g} m "
+            f"({grid.width * grid.height / 1e6:.0f} Mpx, the limit is {MAX_PIXELS / 1e6:.0f} Mpx)",
+            hint=f"render a part with --bbox (the scene covers {tuple(round(v) for v in bounds)}) or use a coarser --gsd",
+        )
+    return grid
 
 
 def _environment_shadows(grid: Grid, plan: ScenePlan, roof_id: np.ndarray, crowns: np.ndarray,
@@ -264,7 +273,8 @@ def _sensor(canvas: np.ndarray, valid: np.ndarray, seed: int, noise: bool) -> np
 
 
 def _truth(plan: ScenePlan, footprint: shapely.Geometry, vehicles: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
-    """Truth tables restricted to the image: buildings and roads clipped to it, vehicles centred in it."""
+    """Truth tables restricted to the image: buildings and roads clipped to it, and every vehicle
+    with any part in it (whole boxes, so each drawn vehicle pixel belongs to a truth vehicle)."""
     b = plan.buildings
     geoms = shapely.intersection(b.geometry.values, footprint)
     keep = shapely.area(geoms) >= 1.0
@@ -272,8 +282,7 @@ def _truth(plan: ScenePlan, footprint: shapely.Geometry, vehicles: gpd.GeoDataFr
     buildings = buildings.set_geometry(
         [_as_polygon(g) for g in buildings.geometry.values], crs=plan.crs
     )
-    c = shapely.centroid(vehicles.geometry.values)
-    inside = shapely.contains(footprint, c) if len(vehicles) else np.zeros(0, dtype=bool)
+    inside = shapely.intersects(footprint, vehicles.geometry.values) if len(vehicles) else np.zeros(0, dtype=bool)
     r = plan.roads
     rg = shapely.intersection(r.geometry.values, footprint)
     roads = r.set_geometry(rg)[shapely.area(rg) > 0.0]

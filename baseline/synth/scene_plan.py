@@ -31,6 +31,9 @@ from baseline.synth.streams import stream
 
 SMALL_KINDS = frozenset({"garage", "garages", "shed", "kiosk", "hut", "roof", "carport", "toilets", "pavilion"})
 SIDEWALK_WIDTH_M = 2.5
+BALLAST_HALF_M = 1.9     # half width of a railway track bed
+RAIL_GAUGE_M = 1.524     # Finnish broad gauge
+TRAM_GAUGE_M = 1.0       # Helsinki trams run on metre gauge
 TREE_SPACING_M2 = 90.0
 """One tree per this much open vegetated ground, on average."""
 
@@ -49,6 +52,7 @@ class ScenePlan:
         trees: ``x``, ``y``, ``radius_m``, ``height_m`` of tree crowns.
         ground: geometry arrays per ground material, in drawing order.
         lane_marks, bay_lines: road paint polygons.
+        tram_rails: thin polygons of tram rails set in the streets.
         vehicles: truth columns plus ``vx``, ``vy`` (m/s), ``height_m``, ``colour``.
         roads: the roads truth table (one carriageway per segment).
     """
@@ -63,6 +67,7 @@ class ScenePlan:
     trees: pd.DataFrame
     ground: dict[str, np.ndarray]
     lane_marks: np.ndarray
+    tram_rails: np.ndarray
     bay_lines: np.ndarray
     vehicles: gpd.GeoDataFrame
     roads: gpd.GeoDataFrame
@@ -80,14 +85,17 @@ def plan_scene(inputs: SceneInputs, params: RenderParams) -> ScenePlan:
     kerbs = _polygonal(ctx["kerb_strips"].geometry.values)
     car_parks = _polygonal(ctx["car_parks"].geometry.values)
     vegetation = _polygonal(ctx["vegetation"].geometry.values)
-    water = _polygonal(ctx["water"].geometry.values)
+    water = np.concatenate([_polygonal(ctx["water"].geometry.values), _polygonal(inputs.extras["sea"])])
+    rails = inputs.extras["rails"]
+    ballast = shapely.buffer(rails, BALLAST_HALF_M, cap_style="flat") if len(rails) else np.empty(0, dtype=object)
+    platforms = _polygonal(inputs.extras["platforms"])
 
     vehicles, bays = traffic.plan_traffic(
         ctx["road_segments"], carriageways, kerbs, car_parks,
         buildings.geometry.values, inputs.aoi, params.seed, _local_hour(params, inputs),
     )
     trees = plan_trees(vegetation, buildings.geometry.values,
-                       np.concatenate([carriageways, kerbs, car_parks]), params.seed)
+                       np.concatenate([carriageways, kerbs, car_parks, ballast, platforms]), params.seed)
     fixtures = plan_fixtures(buildings, params.seed)
     segments = ctx["road_segments"]
     return ScenePlan(
@@ -97,12 +105,15 @@ def plan_scene(inputs: SceneInputs, params: RenderParams) -> ScenePlan:
         ground={
             "grass": vegetation,
             "water": water,
-            "sidewalk": _sidewalks(segments),
+            "ballast": ballast,
+            "rail": _rail_pairs(rails, RAIL_GAUGE_M),
+            "sidewalk": np.concatenate([platforms, _sidewalks(segments)]),
             "car_park": car_parks,
             "kerb": kerbs,
             "road": carriageways,
         },
         lane_marks=roadmarks.lane_dashes(segments, ctx["carriageways"].geometry.values),
+        tram_rails=_rail_pairs(inputs.extras["trams"], TRAM_GAUGE_M),
         bay_lines=roadmarks.bay_lines(bays),
         vehicles=vehicles,
         roads=gpd.GeoDataFrame(
@@ -152,7 +163,7 @@ def plan_buildings(raw: gpd.GeoDataFrame, seed: int, prior: HeightPrior) -> gpd.
     geoms = _disjoint(shapely.make_valid(raw.geometry.values), height)
     frame = gpd.GeoDataFrame(
         {
-            "building_id": raw["source_id"].to_numpy(dtype="int64"),
+            "building_id": np.arange(n, dtype="int64"),  # the map's row: stable across seeds
             "height_m": np.round(height, 2),
             "height_origin": origin.astype(str),
             "roof": roof.astype(str),
@@ -162,8 +173,7 @@ def plan_buildings(raw: gpd.GeoDataFrame, seed: int, prior: HeightPrior) -> gpd.
         },
         geometry=geoms, crs=raw.crs,
     )
-    frame = frame[~frame.geometry.is_empty & (frame.geometry.area >= 4.0)]
-    return frame.drop_duplicates("building_id").reset_index(drop=True)
+    return frame[~frame.geometry.is_empty & (frame.geometry.area >= 4.0)].reset_index(drop=True)
 
 
 def _disjoint(geoms: np.ndarray, height: np.ndarray) -> np.ndarray:
@@ -275,6 +285,15 @@ def _sidewalks(segments: gpd.GeoDataFrame) -> np.ndarray:
     half = segments["lanes"].to_numpy() * LANE_WIDTH_M / 2.0
     width = half + SIDEWALK_WIDTH_M + np.where(segments["kerb_parking"].to_numpy(), KERB_STRIP_WIDTH_M, 0.0)
     return shapely.buffer(segments.geometry.values, width, cap_style="round")
+
+
+def _rail_pairs(lines: np.ndarray, gauge: float) -> np.ndarray:
+    """Both rails of each track as thin polygons, ``gauge`` apart."""
+    if len(lines) == 0:
+        return np.empty(0, dtype=object)
+    lines = shapely.get_parts(np.asarray(lines))
+    rails = [shapely.offset_curve(lines, side * gauge / 2.0) for side in (1, -1)]
+    return shapely.buffer(np.concatenate(rails), 0.08, cap_style="flat")
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:

@@ -70,7 +70,8 @@ def render_sentinel2(base: Sentinel2Base, moving: gpd.GeoDataFrame, clouds: Clou
                      sun: tuple[float, float, float], noise: bool = True) -> tuple[np.ndarray, float]:
     """Sentinel-2 bands B02, B03, B04, B08 and SCL as uint16 ``(5, h, w)``, and the cloud cover in percent.
 
-    ``sun`` is the shadow direction ``(east, north, metres per metre of height)``.
+    ``sun`` is the shadow direction ``(east, north, metres per metre of height)``;
+    ``noise`` False leaves out the PSF blur and the noise.
     """
     grid = base.grid
     refl = base.reflectance.copy()
@@ -83,8 +84,8 @@ def render_sentinel2(base: Sentinel2Base, moving: gpd.GeoDataFrame, clouds: Clou
         shade = clouds.shadow(grid)
     rng = stream(seed, "sentinel-2-noise")
     for b in range(4):
-        refl[b] = gaussian_filter(refl[b], SENTINEL2.psf_sigma_px, mode="nearest")
         if noise:
+            refl[b] = gaussian_filter(refl[b], SENTINEL2.psf_sigma_px, mode="nearest")
             sd = np.sqrt(SENTINEL2.noise_floor**2 + SENTINEL2.noise_gain * np.clip(refl[b], 0, None))
             refl[b] += sd * rng.standard_normal(grid.shape, dtype=np.float32)
     out = np.zeros((5, *grid.shape), dtype=np.uint16)
