@@ -1,4 +1,4 @@
-"""Small vectorised geometry builders shared by the planners."""
+"""Small vectorised geometry helpers shared by the planners and the painter."""
 
 from __future__ import annotations
 
@@ -38,3 +38,21 @@ def translate(geoms: np.ndarray, dx: np.ndarray | float, dy: np.ndarray | float)
     dy = np.broadcast_to(np.asarray(dy, dtype=float), len(geoms))
     offset = np.column_stack([dx[index], dy[index]])
     return shapely.transform(geoms, lambda c: c + offset)
+
+
+def largest_polygon(geom: shapely.Geometry) -> shapely.Geometry:
+    """``geom`` itself if a Polygon, else its largest polygon part (empty if none)."""
+    if geom.geom_type == "Polygon":
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"]
+    return max(parts, key=lambda p: p.area) if parts else shapely.Polygon()
+
+
+def segment_runs(ends: np.ndarray, way: np.ndarray) -> np.ndarray:
+    """Run number of each two-point road segment: consecutive rows of one way that join end to start.
+
+    ``ends`` is ``(n, 2, 2)`` (start and end points), ``way`` the OSM way id of each row.
+    """
+    new = np.ones(len(ends), dtype=bool)
+    new[1:] = (way[1:] != way[:-1]) | (np.hypot(*(ends[1:, 0] - ends[:-1, 1]).T) > 0.01)
+    return np.cumsum(new) - 1

@@ -33,7 +33,7 @@ from baseline.core.schemas import BUILDINGS_TRUTH, ROADS_TRUTH, VEHICLES_TRUTH
 from baseline.errors import RenderError
 from baseline.synth import materials, paint
 from baseline.synth.atmosphere import plan_clouds
-from baseline.synth.geometry import translate
+from baseline.synth.geometry import largest_polygon, translate
 from baseline.synth.grid import Grid
 from baseline.synth.inputs import load_inputs
 from baseline.synth.params import RenderParams
@@ -280,7 +280,7 @@ def _truth(plan: ScenePlan, footprint: shapely.Geometry, vehicles: gpd.GeoDataFr
     keep = shapely.area(geoms) >= 1.0
     buildings = b.set_geometry(geoms)[keep]
     buildings = buildings.set_geometry(
-        [_as_polygon(g) for g in buildings.geometry.values], crs=plan.crs
+        [largest_polygon(g) for g in buildings.geometry.values], crs=plan.crs
     )
     inside = shapely.intersects(footprint, vehicles.geometry.values) if len(vehicles) else np.zeros(0, dtype=bool)
     r = plan.roads
@@ -291,14 +291,6 @@ def _truth(plan: ScenePlan, footprint: shapely.Geometry, vehicles: gpd.GeoDataFr
         "vehicles": vehicles[inside][list(VEHICLES_TRUTH)].reset_index(drop=True),
         "roads": roads[list(ROADS_TRUTH)].reset_index(drop=True),
     }
-
-
-def _as_polygon(geom: shapely.Geometry) -> shapely.Geometry:
-    """The largest polygon of a clipped footprint (the contract's footprints are Polygons)."""
-    if geom.geom_type == "Polygon":
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"]
-    return max(parts, key=lambda p: p.area) if parts else shapely.Polygon()
 
 
 class _Clock:

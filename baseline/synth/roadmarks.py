@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 
 from baseline.context.osm import LANE_WIDTH_M
-from baseline.synth.geometry import oriented_boxes
+from baseline.synth.geometry import oriented_boxes, segment_runs
 
 DASH_M, PERIOD_M, LINE_WIDTH_M = 3.0, 9.0, 0.15
 
@@ -30,12 +30,10 @@ def lane_dashes(segments: gpd.GeoDataFrame, carriageways: np.ndarray) -> np.ndar
     length = np.hypot(*(b - a).T)
     road = segments["road_id"].to_numpy()
     # distance along the road at each segment start (segments of a way are consecutive rows)
-    new_run = np.ones(len(a), dtype=bool)
-    new_run[1:] = (road[1:] != road[:-1]) | (np.hypot(*(a[1:] - b[:-1]).T) > 0.01)
-    run_id = np.cumsum(new_run)
+    run = segment_runs(xy, road)
     cum = np.cumsum(length)
-    run_start = cum[new_run] - length[new_run]
-    start_dist = cum - length - run_start[run_id - 1]
+    first = np.r_[True, run[1:] != run[:-1]]
+    start_dist = cum - length - (cum[first] - length[first])[run]
 
     lanes = segments["lanes"].to_numpy(dtype=int)
     bearing = segments["bearing_deg"].to_numpy(dtype=float)

@@ -24,7 +24,7 @@ from pyproj import CRS
 
 from baseline.context.osm import KERB_STRIP_WIDTH_M, LANE_WIDTH_M
 from baseline.synth import materials, roadmarks, traffic
-from baseline.synth.geometry import oriented_boxes
+from baseline.synth.geometry import largest_polygon, oriented_boxes
 from baseline.synth.inputs import SceneInputs
 from baseline.synth.params import HeightPrior, RenderParams
 from baseline.synth.streams import stream
@@ -185,16 +185,7 @@ def _disjoint(geoms: np.ndarray, height: np.ndarray) -> np.ndarray:
     for i in np.unique(a[taller]):
         cutters = b[taller & (a == i)]
         out[i] = shapely.difference(out[i], shapely.union_all(geoms[cutters]))
-    return np.array([_largest_polygon(g) for g in out], dtype=object)
-
-
-def _largest_polygon(geom: shapely.Geometry) -> shapely.Geometry:
-    if geom.geom_type == "Polygon":
-        return geom
-    parts = [p for p in getattr(geom, "geoms", []) if p.geom_type == "Polygon"]
-    if not parts:
-        return shapely.Polygon()
-    return max(parts, key=lambda p: p.area)
+    return np.array([largest_polygon(g) for g in out], dtype=object)
 
 
 def _long_axis_deg(geoms: np.ndarray) -> np.ndarray:

@@ -21,13 +21,14 @@ import math
 import numpy as np
 import shapely
 
+from baseline.core.geo import compass_to_vector
 from baseline.synth.geometry import translate
 
 
 def shadow_direction(sun_elevation_deg: float, sun_azimuth_deg: float) -> tuple[float, float, float]:
     """(east, north, metres of shadow per metre of height) for the sun position."""
-    az = math.radians(sun_azimuth_deg + 180.0)
-    return math.sin(az), math.cos(az), 1.0 / math.tan(math.radians(sun_elevation_deg))
+    east, north = compass_to_vector(sun_azimuth_deg + 180.0)
+    return float(east), float(north), 1.0 / math.tan(math.radians(sun_elevation_deg))
 
 
 def sweep_pieces(

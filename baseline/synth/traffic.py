@@ -28,7 +28,7 @@ import shapely
 from baseline.context.osm import KERB_STRIP_WIDTH_M, LANE_WIDTH_M
 from baseline.core.geo import vector_to_compass
 from baseline.synth import materials
-from baseline.synth.geometry import oriented_boxes
+from baseline.synth.geometry import oriented_boxes, segment_runs
 from baseline.synth.streams import stream
 
 # moving vehicles per lane-km at the busiest hour, by road class
@@ -94,16 +94,6 @@ def plan_traffic(
     return _finish(cand, boxes, seed, crs), bays
 
 
-def _runs(segments: gpd.GeoDataFrame) -> list[np.ndarray]:
-    """Row indices of each run of consecutive, connected segments of one OSM way."""
-    xy = shapely.get_coordinates(segments.geometry.values).reshape(-1, 2, 2)
-    road = segments["road_id"].to_numpy()
-    new = np.ones(len(xy), dtype=bool)
-    new[1:] = (road[1:] != road[:-1]) | (np.hypot(*(xy[1:, 0] - xy[:-1, 1]).T) > 0.01)
-    starts = np.flatnonzero(new)
-    return np.split(np.arange(len(xy)), starts[1:])
-
-
 def _lane_vehicles(segments: gpd.GeoDataFrame, rng: np.random.Generator, factor: float) -> pd.DataFrame:
     """Moving and queued vehicles along every lane of every way, right-hand traffic."""
     segments = segments.reset_index(drop=True)
@@ -118,7 +108,8 @@ def _lane_vehicles(segments: gpd.GeoDataFrame, rng: np.random.Generator, factor:
     oneway = segments["oneway"].to_numpy(dtype=bool)
     maxspeed = segments["maxspeed_kmh"].to_numpy(dtype=float)
     rows = []
-    for run in _runs(segments):
+    runs = segment_runs(xy, segments["road_id"].to_numpy())
+    for run in np.split(np.arange(len(xy)), np.flatnonzero(np.diff(runs)) + 1):
         pts = np.vstack([xy[run, 0], xy[run[-1], 1]])
         seg_len = np.hypot(*np.diff(pts, axis=0).T)
         cum = np.concatenate([[0.0], np.cumsum(seg_len)])

@@ -91,8 +91,16 @@ def _write_all(result: RenderResult, folder: Path) -> dict[str, Path]:
 
 
 def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished folder to ``out_dir``, or move its files into an existing one."""
+    """Rename the finished folder to ``out_dir``, or move its files into an existing one.
+
+    Temporary files are created private (0600/0700); the scene gets the usual
+    permissions of new files under the process umask.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        for path in [tmp, *tmp.rglob("*")]:
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
         if out_dir.exists() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         if not out_dir.exists():
