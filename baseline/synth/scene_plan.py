@@ -31,6 +31,7 @@ from baseline.synth.streams import stream
 
 SMALL_KINDS = frozenset({"garage", "garages", "shed", "kiosk", "hut", "roof", "carport", "toilets", "pavilion"})
 SIDEWALK_WIDTH_M = 2.5
+MAX_GABLE_AREA_M2 = 1200.0  # larger footprints get flat roofs
 BALLAST_HALF_M = 1.9     # half width of a railway track bed
 RAIL_GAUGE_M = 1.524     # Finnish broad gauge
 TRAM_GAUGE_M = 1.0       # Helsinki trams run on metre gauge
@@ -157,8 +158,9 @@ def plan_buildings(raw: gpd.GeoDataFrame, seed: int, prior: HeightPrior) -> gpd.
     origin[has_known] = raw["known_origin"].to_numpy()[has_known]
 
     roof = np.asarray(materials.ROOF_NAMES, dtype=object)[roof_pick]
-    # tall modern blocks have flat roofs
-    roof = np.where((height > 35.0) & np.isin(roof, list(materials.PITCHED_ROOFS)), "grey_concrete", roof)
+    # tall modern blocks and big footprints have flat roofs (one gable cannot span them)
+    too_big = (height > 35.0) | (raw.geometry.area.to_numpy() > MAX_GABLE_AREA_M2)
+    roof = np.where(too_big & np.isin(roof, list(materials.PITCHED_ROOFS)), "grey_concrete", roof)
 
     geoms = _disjoint(shapely.make_valid(raw.geometry.values), height)
     frame = gpd.GeoDataFrame(

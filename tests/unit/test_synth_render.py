@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 
-from baseline.synth import RenderParams, render_scene
+from baseline.synth import RenderParams, parse_time, render_scene
 from baseline.synth.geometry import translate
 from baseline.synth.grid import Grid
 from baseline.synth.sensors import (
@@ -169,3 +169,18 @@ def test_clouds_cover_the_asked_fraction_and_are_flagged_in_scl():
     # clouds are bright in every band
     cloudy = scl == SCL_CLOUD_HIGH
     assert (result.s2[:4, cloudy].mean(axis=1) > 4500).all()
+
+
+def test_footprint_heights_column_is_found_named_or_drawn(box_building, tmp_path):
+    from baseline.errors import MissingColumnError, RenderError
+
+    with pytest.raises(MissingColumnError, match="no column 'storeys'"):
+        render_scene(RenderParams(buildings_path=box_building, height_column="storeys"))
+    bare = tmp_path / "bare.gpkg"
+    gpd.read_file(box_building).drop(columns="height").to_file(bare, driver="GPKG")
+    result = render_scene(RenderParams(buildings_path=bare, sentinel2=False, sun_elevation_deg=50.0,
+                                       sun_azimuth_deg=180.0))
+    assert result.buildings["height_origin"].tolist() == ["drawn"]
+    assert 6.0 <= result.buildings["height_m"].iloc[0] <= 45.0
+    with pytest.raises(RenderError, match="above the horizon"):
+        render_scene(RenderParams(buildings_path=box_building, time=parse_time("2024-12-14T22:00:00Z")))
