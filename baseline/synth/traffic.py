@@ -37,7 +37,7 @@ LANE_DENSITY = {"primary": 30.0, "secondary": 24.0, "tertiary": 18.0, "primary_l
                 "unclassified": 11.0, "living_street": 4.0, "service": 4.0}
 QUEUE_PROBABILITY = {"primary": 0.4, "secondary": 0.3, "tertiary": 0.25, "primary_link": 0.3}
 LARGE_SHARE = 0.06          # buses and trucks among moving and queued vehicles
-KERB_FILL = 0.4             # chance that the next kerb space is taken
+KERB_FILL = 0.33            # chance that the next kerb space is taken
 CAR_PARK_OCCUPANCY = 0.82
 BAY_WIDTH_M, BAY_DEPTH_M, AISLE_M = 2.5, 5.0, 6.0
 STOP_BACK_M = 6.0           # stop line distance before a junction node
