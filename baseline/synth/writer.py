@@ -21,6 +21,7 @@ import rasterio
 import rasterio.shutil
 import shapely
 from PIL import Image
+from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 
 from baseline import __version__
@@ -61,6 +62,11 @@ def write_scene(result: RenderResult, out_dir: str | Path) -> dict[str, Path]:
     try:
         names = _write_all(result, tmp)
         _move_into_place(tmp, out_dir)
+    except (OSError, RasterioError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write the scene to {out_dir}: {exc}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,6 +18,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from baseline.core.geoparquet import read_geoparquet
 from baseline.core.schemas import BUILDINGS_TRUTH, ROADS_TRUTH, VEHICLES_TRUTH
+from baseline.errors import OutputError
 from baseline.synth import RenderParams, render_scene, write_scene
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ def test_a_failed_write_leaves_no_partial_scene(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(writer, "write_preview", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):
         write_scene(result, tmp_path / "scene")
     assert list(tmp_path.iterdir()) == []
 
