@@ -163,6 +163,9 @@ def _load_cached(pbf: str, crs_wkt: str | None) -> MapContext:
     maxspeed = r["maxspeed"].map(_parse_number).fillna(highway.map(DEFAULT_MAXSPEED).fillna(30))
     tags = r["tags"].astype(str) if "tags" in r else pd.Series("", index=r.index)
     no_parking = tags.str.contains(r'parking:(?:lane|both|left|right)[^"]*":\s*"no', regex=True)
+    # oneway=-1: traffic runs against the way's drawing order, so reverse the line
+    reverse = r["oneway"].astype(str).eq("-1").to_numpy()
+    r_geom = np.where(reverse, shapely.reverse(r.geometry.values), r.geometry.values)
     lines = gpd.GeoDataFrame(
         {
             "road_id": r["id"].astype("int64"),
@@ -174,7 +177,7 @@ def _load_cached(pbf: str, crs_wkt: str | None) -> MapContext:
             & ~r["bridge"].notna() & ~r["tunnel"].notna(),
             "tunnel": r["tunnel"].notna(),
         },
-        geometry=r.geometry.values,
+        geometry=r_geom,
         crs=target,
     )
     lines = lines[~lines["tunnel"]].drop(columns="tunnel").reset_index(drop=True)
