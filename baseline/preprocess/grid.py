@@ -1,8 +1,9 @@
 """The city grid and its tiles.
 
-The grid is a north-up raster in the city's UTM CRS whose origin is snapped to
-a whole multiple of a coarse step, so every run over the same city lines up
-pixel for pixel whatever the scene's own grid was.
+The grid is a north-up raster in the city's UTM CRS. A scene already in that
+CRS keeps its own pixel grid (no resampling; a coarser model GSD averages whole
+blocks of pixels). A scene in another CRS is warped onto a grid whose origin is
+snapped to a whole multiple of a coarse step, so runs over the same city line up.
 """
 
 from __future__ import annotations
@@ -62,20 +63,21 @@ def city_grid_for(scene: Scene, crs: CRS, gsd_m: float | None = None) -> CityGri
     if gsd <= 0:
         raise InvalidValueError("gsd_m", gsd, "a positive number of metres")
     xmin, ymin, xmax, ymax = scene.bounds
-    if CRS.from_user_input(scene.crs) != CRS.from_user_input(crs):
-        to_city = Transformer.from_crs(scene.crs, crs, always_xy=True)
-        xmin, ymin, xmax, ymax = to_city.transform_bounds(xmin, ymin, xmax, ymax, densify_pts=21)
-    x0 = math.floor(xmin / SNAP_M) * SNAP_M if _on_snap(xmin, gsd) is None else xmin
-    y1 = math.ceil(ymax / SNAP_M) * SNAP_M if _on_snap(ymax, gsd) is None else ymax
+    same_crs = CRS.from_user_input(scene.crs) == CRS.from_user_input(crs)
+    ratio = gsd / scene.gsd_m
+    if same_crs and abs(ratio - round(ratio)) < 1e-6 and round(ratio) >= 1:
+        # the scene already lies on a grid of this CRS: keep its origin, so no pixel is resampled
+        # (a coarser model GSD then averages whole blocks of scene pixels)
+        x0, y1 = xmin, ymax
+    else:
+        if not same_crs:
+            to_city = Transformer.from_crs(scene.crs, crs, always_xy=True)
+            xmin, ymin, xmax, ymax = to_city.transform_bounds(xmin, ymin, xmax, ymax, densify_pts=21)
+        x0 = math.floor(xmin / SNAP_M) * SNAP_M
+        y1 = math.ceil(ymax / SNAP_M) * SNAP_M
     width = math.ceil(round((xmax - x0) / gsd, 6))
     height = math.ceil(round((y1 - ymin) / gsd, 6))
     return CityGrid(CRS.from_user_input(crs), x0, y1, gsd, width, height)
-
-
-def _on_snap(value: float, gsd: float) -> float | None:
-    """``value`` when it already lies on the gsd lattice (a scene already on the grid), else None."""
-    steps = value / gsd
-    return value if abs(steps - round(steps)) < 1e-6 else None
 
 
 def plan_tiles(grid: CityGrid, tile_m: float) -> list[TileSpec]:

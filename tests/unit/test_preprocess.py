@@ -89,3 +89,12 @@ def test_bright_cloud_mask_ignores_roof_sized_bright_patches():
     mask = bright_cloud_mask(refl, 0.3, min_blob_m2=400.0)
     assert not mask[10:20, 10:20].any()
     assert mask[100:200, 100:200].all()
+
+
+def test_scene_in_the_city_crs_keeps_its_own_grid(tmp_path):
+    # an origin that is not on a 30 m lattice must not be snapped (that would resample every pixel)
+    scene = open_scene(write_cog_scene(tmp_path, x0=385410.0, y0=6673150.0))
+    for gsd, size in ((0.3, (400, 300)), (0.6, (200, 150))):
+        grid = city_grid_for(scene, UTM35, gsd_m=gsd)
+        assert (grid.x0, grid.y0) == (385410.0, 6673150.0)
+        assert (grid.width, grid.height) == size
