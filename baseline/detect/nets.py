@@ -75,7 +75,7 @@ class VehicleCenterNet(nn.Module):
     The heatmap bias starts at -2.19 (probability 0.1), as in CenterNet.
     """
 
-    def __init__(self, in_channels: int = 4, widths: tuple[int, ...] = (24, 48, 96, 128)) -> None:
+    def __init__(self, in_channels: int = 4, widths: tuple[int, ...] = (16, 32, 64, 96)) -> None:
         super().__init__()
         w2, w4, w8, w16 = widths
         self.s2 = nn.Sequential(_conv_bn_relu(in_channels, w2, 2), _conv_bn_relu(w2, w2))
@@ -106,8 +106,8 @@ class VehicleCenterNet(nn.Module):
 
 
 def build_building_unet(
-    encoder: str = "mobilenet_v2",
-    decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16),
+    encoder: str = "tu-regnetx_002",
+    decoder_channels: tuple[int, ...] = (64, 32, 32, 16, 16),
     in_channels: int = 4,
 ) -> nn.Module:
     """A segmentation-models-pytorch U-Net with one output per :data:`BUILDING_CHANNELS`."""
@@ -125,7 +125,7 @@ def build_building_unet(
         )
 
 
-def build_vehicle_centernet(widths: tuple[int, ...] = (24, 48, 96, 128), in_channels: int = 4) -> nn.Module:
+def build_vehicle_centernet(widths: tuple[int, ...] = (16, 32, 64, 96), in_channels: int = 4) -> nn.Module:
     """The vehicle net; ``widths`` are the channels at strides 2, 4, 8, 16."""
     return VehicleCenterNet(in_channels, tuple(widths))
 

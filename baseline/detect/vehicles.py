@@ -6,10 +6,12 @@ vehicle, whatever its class, so tightly packed cars stay apart because their
 centres are a car width apart). At each peak the regression channels give the
 sub-pixel centre, length and width (log metres), the long-axis angle as
 (cos 2a, sin 2a) and the displacement of the vehicle between the blue and
-the nir band (metres). With the scene's band time offsets that displacement is
-a velocity: ``speed = |d| / (t_nir - t_blue)``; ``moving`` is speed above
-5 km/h, and a moving vehicle's heading is the axis direction nearest its
-displacement (a parked one keeps the 180-degree ambiguity).
+the nir band (metres). Motion is then *measured* in the chip's own pixels
+(:mod:`baseline.detect.motion`: the velocity along the axis that best aligns
+the bands given the scene's band time offsets); where that measurement is
+unreliable the learned displacement is used, ``speed = |d| / (t_nir - t_blue)``.
+``moving`` is speed above 5 km/h; a moving vehicle's heading is its direction
+of travel, a parked one's keeps the 180-degree ambiguity of its axis.
 """
 
 from __future__ import annotations
@@ -29,12 +31,21 @@ from baseline.core.geo import vector_to_compass
 from baseline.core.schemas import VEHICLE_CLASSES, VEHICLES_OUT
 from baseline.detect.boxes import box_polygons
 from baseline.detect.frames import pixel_centres_to_xy, pixel_to_bearing, pixel_to_vector
+from baseline.detect.motion import band_velocities
 from baseline.detect.nets import VEHICLE_CHANNELS, VEHICLE_STRIDE
-from baseline.detect.runtime import batches, model_on, prepare_chip, resolve_device, run_network
+from baseline.detect.runtime import (
+    CHIP_BANDS,
+    batches,
+    model_on,
+    prepare_chip,
+    resolve_device,
+    run_network,
+)
 from baseline.detect.weights import LoadedModel
 
 NET_MULTIPLE = 16
 MOVING_KMH = 5.0
+MIN_MOTION_SCORE = 0.5
 CH = {name: i for i, name in enumerate(VEHICLE_CHANNELS)}
 
 
@@ -108,6 +119,33 @@ def _one_per_plateau(peak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ii[first], jj[first]
 
 
+def suppress_inside(peaks: Peaks, gsd_m: float, shrink: float = 0.8) -> Peaks:
+    """Drop a peak whose centre lies inside a higher-scoring box shrunk by ``shrink``.
+
+    A long or fast vehicle can leave two maxima on its heatmap; neighbours
+    parked side by side or nose to tail never have their centre inside each
+    other's (shrunk) box, so they are all kept.
+    """
+    n = len(peaks.row)
+    if n < 2:
+        return peaks
+    order = np.argsort(-peaks.score, kind="stable")
+    half_l = shrink * peaks.length_m / gsd_m / 2.0
+    half_w = shrink * peaks.width_m / gsd_m / 2.0
+    kept: list[int] = []
+    for i in order:
+        if kept:
+            k = np.asarray(kept)
+            dr = peaks.row[i] - peaks.row[k]
+            dc = peaks.col[i] - peaks.col[k]
+            along = np.abs(dr * peaks.axis_row[k] + dc * peaks.axis_col[k])
+            across = np.abs(-dr * peaks.axis_col[k] + dc * peaks.axis_row[k])
+            if np.any((along < half_l[k]) & (across < half_w[k])):
+                continue
+        kept.append(int(i))
+    return peaks.select(np.sort(np.asarray(kept)))
+
+
 def blue_to_nir_seconds(band_time_offsets_s: dict[str, float] | None) -> float | None:
     """Seconds between the blue and the nir band, or None when the scene does not say."""
     if not band_time_offsets_s or "blue" not in band_time_offsets_s or "nir" not in band_time_offsets_s:
@@ -124,11 +162,16 @@ def peaks_to_frame(
     crs: object,
     band_time_offsets_s: dict[str, float] | None,
     owned_only: bool = True,
+    measure_motion: bool = True,
+    min_motion_score: float = MIN_MOTION_SCORE,
 ) -> gpd.GeoDataFrame:
     """Oriented boxes (VEHICLES_OUT columns) in the scene CRS for one chip's peaks.
 
     ``scale`` is chip pixels per model pixel. Only detections whose centre lies
     in the chip's core are kept when ``owned_only`` (stitching without double counts).
+    Speed and direction come from the band shift measured in the chip's pixels
+    (:mod:`baseline.detect.motion`) where its match score reaches
+    ``min_motion_score``, else from the network's displacement head.
     """
     rows_chip = peaks.row * scale
     cols_chip = peaks.col * scale
@@ -152,10 +195,20 @@ def peaks_to_frame(
         moving = pd.array([pd.NA] * len(x), dtype="boolean")
         heading = np.mod(axis_deg, 180.0)
     else:
+        # the learned head's displacement, then the measured band shift where it is reliable
         speed = np.hypot(de, dn) / abs(dt) * 3.6
-        is_moving = speed > MOVING_KMH
         travel = vector_to_compass(de * np.sign(dt), dn * np.sign(dt))
         forward = np.abs(np.mod(axis_deg - travel + 180.0, 360.0) - 180.0) <= 90.0
+        offsets = [band_time_offsets_s.get(b) for b in CHIP_BANDS]
+        if measure_motion and None not in offsets and len(x):
+            v_axis, quality = band_velocities(
+                chip.pixels, rows_chip, cols_chip, p.axis_row, p.axis_col, p.length_m / chip.gsd_m,
+                p.width_m / chip.gsd_m, np.asarray(offsets, dtype=float), chip.gsd_m,
+            )
+            good = quality >= min_motion_score
+            speed = np.where(good, np.abs(v_axis) * 3.6, speed)
+            forward = np.where(good, v_axis >= 0, forward)
+        is_moving = speed > MOVING_KMH
         heading = np.where(is_moving, np.where(forward, axis_deg, axis_deg + 180.0), axis_deg)
         heading = np.mod(heading, 360.0)
         speed = np.where(is_moving, speed, 0.0)
@@ -197,7 +250,7 @@ def detect_vehicles_per_chip(
     for batch in batches(prepared, batch_size):
         out = run_network(model, batch, dev)
         for item, raw in zip(batch, out, strict=True):
-            peaks = decode_maps(raw, score_threshold=thr)
+            peaks = suppress_inside(decode_maps(raw, score_threshold=thr), model.gsd_m)
             # drop peaks in the padding
             inside = (peaks.row < item.height) & (peaks.col < item.width)
             result[id(item)] = peaks_to_frame(
