@@ -54,7 +54,7 @@ def dask_client(spec: ClusterSpec) -> Iterator[Client]:
         processes=True,
         memory_limit=spec.memory_limit,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port on the loopback host, never a fixed one
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
