@@ -7,7 +7,6 @@ scene larger than memory streams through preprocess.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -20,21 +19,13 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
+from baseline.core.hashing import sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.errors import InputFileError, SceneError
 
 BLOCK = 1024
 # Sentinel-2 band ids to the common names every stage uses
 S2_COMMON = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "SCL": "scl"}
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, for provenance in the run manifest."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_block(path: str, bands: tuple[int, ...], row: int, col: int, h: int, w: int) -> np.ndarray:

@@ -9,7 +9,8 @@
   :func:`write_report_pdf` prints it to PDF when Chromium is installed.
 """
 
-from baseline.publish.manifest import read_manifest, redact_secrets, sha256_file, write_manifest
+from baseline.core.hashing import sha256_file
+from baseline.publish.manifest import read_manifest, redact_secrets, write_manifest
 from baseline.publish.report import write_report
 from baseline.publish.report_pdf import write_report_pdf
 from baseline.publish.tables import publish_tables, read_table_provenance

@@ -9,7 +9,6 @@ are passwords and signature-like query parameters inside URLs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import re
@@ -36,21 +35,6 @@ LIBRARIES = (
     "numpy", "scipy", "torch", "geopandas", "shapely", "pyproj", "rasterio", "pyarrow",
     "xarray", "dask", "h3", "pyrosm",
 )
-
-
-def sha256_file(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of the file at ``path``, read in chunks (files may be large)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(chunk_bytes):
-                digest.update(chunk)
-    except FileNotFoundError as exc:
-        raise InputFileError(path, "file not found") from exc
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read ({exc.strerror})") from exc
-    return digest.hexdigest()
 
 
 def redact_secrets(value: Any) -> Any:

@@ -15,7 +15,8 @@ from typing import Any
 import geopandas as gpd
 
 from baseline import __version__
-from baseline.publish.manifest import sha256_file, write_manifest
+from baseline.core.hashing import sha256_file
+from baseline.publish.manifest import write_manifest
 from baseline.publish.report import write_report
 from baseline.publish.report_pdf import write_report_pdf
 from baseline.publish.tables import publish_tables

@@ -31,12 +31,12 @@ from baseline.classify import classify_vehicles
 from baseline.config.catalog import load_city
 from baseline.config.schema import RunConfig
 from baseline.context.osm import load_osm_context
+from baseline.core.hashing import sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.detect.weights import ModelRef, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
 from baseline.ingest import LocalFilesSource
 from baseline.preprocess import city_grid_for, plan_tiles
-from baseline.publish.manifest import sha256_file
 from baseline.publish.run_outputs import publish_run
 from baseline.run.cluster import dask_client
 from baseline.run.progress import StageProgress

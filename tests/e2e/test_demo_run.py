@@ -12,8 +12,8 @@ import json
 import geopandas as gpd
 import pytest
 
+from baseline.core.hashing import sha256_file
 from baseline.core.schemas import BUILDINGS_OUT, VEHICLES_OUT
-from baseline.publish.manifest import sha256_file
 from tests.e2e.conftest import baseline_cli, evaluate_json, write_config
 
 pytestmark = pytest.mark.slow

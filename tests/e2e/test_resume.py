@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from baseline.config import load_config
-from baseline.publish.manifest import sha256_file
+from baseline.core.hashing import sha256_file
 from baseline.run.pipeline import run_pipeline
 from baseline.synth import RenderParams, render_scene, write_scene
 from tests.e2e.conftest import write_config
