@@ -7,8 +7,11 @@
 # are held out and only scored. CPU only, niced, on a shared 2-core machine: each
 # model gets a wall-time budget (--max-minutes) and the one-cycle schedule anneals
 # to fit it, so the iteration count recorded in each card depends on the machine.
+#
+# Usage: scripts/train_shipped_models.sh [all|buildings|vehicles]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WHAT=${1:-all}
 
 BASELINE=${BASELINE:-.venv/bin/baseline}
 DATA=${DATA:-.cache/train}
@@ -31,10 +34,14 @@ render 107 62 235   # held out
 TRAIN=("$DATA/s101" "$DATA/s102" "$DATA/s103" "$DATA/s104" "$DATA/s105")
 VAL=("$DATA/s106" "$DATA/s107")
 
+if [ "$WHAT" = all ] || [ "$WHAT" = buildings ]; then
 nice -n 5 "$BASELINE" -v train buildings --data "${TRAIN[@]}" --val "${VAL[@]}" \
   --out models/buildings-unet/1.0.0 --epochs 100 --iters-per-epoch 100 --max-minutes "$MINUTES" \
   --seed 0 --threads 2 --no-progress
+fi
 
+if [ "$WHAT" = all ] || [ "$WHAT" = vehicles ]; then
 nice -n 5 "$BASELINE" -v train vehicles --data "${TRAIN[@]}" --val "${VAL[@]}" \
   --out models/vehicles-centernet/1.0.0 --epochs 100 --iters-per-epoch 100 --max-minutes "$MINUTES" \
   --seed 0 --threads 2 --no-progress
+fi

@@ -13,6 +13,7 @@ is usable, taken as the median of the learned height map over the footprint
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import geopandas as gpd
@@ -55,12 +56,18 @@ def add_chips_to_mosaic(
     """Run the building model over ``chips`` and add their maps to ``mosaic``."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model_on(model, dev)
-    prepared = [prepare_chip(c, model, NET_MULTIPLE) for c in chips]
+    s = model.output_stride
+    prepared = [prepare_chip(c, model, NET_MULTIPLE * s) for c in chips]
     for batch in batches(prepared, batch_size):
         out = run_network(model, batch, dev)
         for item, raw in zip(batch, out, strict=True):
-            maps = building_maps(raw[:, : item.height, : item.width])
-            mosaic.add(item.chip, maps, item.valid[: item.height, : item.width])
+            h, w = -(-item.height // s), -(-item.width // s)
+            valid = item.valid
+            if s > 1:  # valid where most of the folded input pixels are
+                vh, vw = valid.shape[0] // s, valid.shape[1] // s
+                valid = valid[: vh * s, : vw * s].reshape(vh, s, vw, s).mean(axis=(1, 3)) > 0.5
+            maps = building_maps(raw[:, :h, :w])
+            mosaic.add(item.chip, maps, valid[:h, :w])
 
 
 def buildings_from_mosaic(
@@ -76,8 +83,9 @@ def buildings_from_mosaic(
     """Building footprints (BUILDINGS_OUT columns) from a filled mosaic.
 
     ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
-    ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``
-    and ``learned_height_sigma_m`` (the card's ``postprocess`` block).
+    ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
+    ``shadow_length_offset_m`` (calibrated on training renders) and
+    ``learned_height_sigma_m`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
@@ -114,6 +122,9 @@ def buildings_from_mosaic(
             min_rays=int(pp.get("min_shadow_rays", 3)),
         )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
+    # calibrated bias of measured shadow lengths (from training renders), applied as a length
+    length_offset = float(pp.get("shadow_length_offset_m", 0.0))
+    tan_e = math.tan(math.radians(sun_elevation_deg)) if sun_elevation_deg else 0.0
     rows = []
     inv = ~transform
     for k in index:
@@ -128,7 +139,7 @@ def buildings_from_mosaic(
                 continue
         sh = shadow_h.get(int(k))
         if sh is not None and np.isfinite(sh.height_m):
-            h, sigma, source = sh.height_m, sh.sigma_m, "shadow"
+            h, sigma, source = max(sh.height_m + length_offset * tan_e, 0.0), sh.sigma_m, "shadow"
         else:
             h = float(learned[k - 1])
             sigma = float(np.hypot(learned_mad[k - 1], learned_floor))

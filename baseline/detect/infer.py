@@ -33,11 +33,6 @@ from baseline.detect.vehicles import detect_vehicles_per_chip
 from baseline.detect.weights import LoadedModel
 from baseline.errors import InvalidValueError
 
-# what the shipped models were measured with; see docs in MODEL_CARD.md
-RECOMMENDED_CHIP_PX = 512  # at 0.3 m (the building model resamples to 0.6 m itself)
-RECOMMENDED_OVERLAP_PX = 96
-RECOMMENDED_TILE_HALO_M = 120.0  # > half the largest building + its shadow, for whole footprints
-
 
 def _frame_origin(chip: Chip) -> Affine:
     return chip.transform @ Affine.translation(-chip.window.col, -chip.window.row)
@@ -78,7 +73,7 @@ def detect_buildings(
     if not chips:
         return empty_buildings(crs)
     _check_same_frame(chips)
-    mosaic = BuildingMosaic.for_chips(chips, model.gsd_m, len(BUILDING_CHANNELS))
+    mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(BUILDING_CHANNELS))
     add_chips_to_mosaic(chips, model, mosaic, device=device, batch_size=batch_size)
     pp = model.postprocess
     pp.update(postprocess or {})

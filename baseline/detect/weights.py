@@ -65,6 +65,15 @@ class LoadedModel:
         return float(self.card["input"]["gsd_m"])
 
     @property
+    def output_stride(self) -> int:
+        """Input pixels per output pixel (2 for a space-to-depth building net)."""
+        return int(self.card["architecture"]["config"].get("space_to_depth", 1))
+
+    @property
+    def output_gsd_m(self) -> float:
+        return self.gsd_m * self.output_stride
+
+    @property
     def bands(self) -> tuple[str, ...]:
         return tuple(self.card["input"]["bands"])
 
@@ -234,7 +243,7 @@ class ModelRef:
 
 
 DEFAULT_TILING = {
-    "buildings": {"chip_px": 384, "overlap_px": 96, "halo_m": 100.0},
+    "buildings": {"chip_px": 768, "overlap_px": 192, "halo_m": 100.0},
     "vehicles": {"chip_px": 512, "overlap_px": 64, "halo_m": 12.0},
 }
 

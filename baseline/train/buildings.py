@@ -35,6 +35,7 @@ from baseline.train.data import LabelledScene, load_labelled_scene
 from baseline.train.evaluation import evaluate_buildings_model
 from baseline.train.loop import fit
 from baseline.train.targets import BuildingTargets, building_targets
+from baseline.train.tuning import central_crop, tune_building_postprocess
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,16 @@ class BuildingTrainSettings:
     epochs: int = 10
     iters_per_epoch: int = 100
     batch_size: int = 8
-    crop_px: int = 192
-    gsd_m: float = 0.6
+    crop_px: int = 192  # output pixels
+    gsd_m: float = 0.3  # input GSD
+    space_to_depth: int = 2  # input pixels per output pixel (output at 0.6 m)
     lr: float = 2e-3
     encoder: str = "tu-regnetx_002"
     decoder_channels: tuple[int, ...] = (64, 32, 32, 16, 16)
     object_share: float = 0.8
     boundary_weight: float = 3.0
-    height_weight: float = 1.0
+    wall_weight: float = 4.0
+    height_weight: float = 2.0
     seed: int = 0
     max_minutes: float | None = None
 
@@ -66,11 +69,11 @@ class BuildingSampler:
         self.s = settings
         self.mean = np.asarray(mean, np.float32)[:, None, None]
         self.std = np.asarray(std, np.float32)[:, None, None]
-        areas = np.array([t.image.shape[1] * t.image.shape[2] for t in scenes], dtype=float)
+        areas = np.array([t.targets.shape[1] * t.targets.shape[2] for t in scenes], dtype=float)
         self.p_scene = areas / areas.sum()
 
     def _window(self, t: BuildingTargets, rng: np.random.Generator) -> tuple[int, int]:
-        h, w = t.image.shape[1:]
+        h, w = t.targets.shape[1:]
         c = self.s.crop_px
         if len(t.centres) and rng.random() < self.s.object_share:
             r, col = t.centres[rng.integers(len(t.centres))] + rng.uniform(-c / 2, c / 2, size=2)
@@ -85,21 +88,23 @@ class BuildingSampler:
         for _ in range(self.s.batch_size):
             t = self.scenes[rng.choice(len(self.scenes), p=self.p_scene)]
             r0, c0 = self._window(t, rng)
+            f = t.output_stride
+            image = t.image[:, r0 * f : (r0 + c) * f, c0 * f : (c0 + c) * f].astype(np.float32) * np.float32(1e-4)
             sl = (slice(None), slice(r0, r0 + c), slice(c0, c0 + c))
-            image = t.image[sl].astype(np.float32) * np.float32(1e-4)
             target, mask = t.targets[sl].astype(np.float32), t.masks[sl]
-            if image.shape[1] < c or image.shape[2] < c:  # scene smaller than a crop: pad
-                pad = ((0, 0), (0, c - image.shape[1]), (0, c - image.shape[2]))
-                image, target, mask = np.pad(image, pad), np.pad(target, pad), np.pad(mask, pad)
+            if target.shape[1] < c or target.shape[2] < c:  # scene smaller than a crop: pad
+                pad = ((0, 0), (0, c - target.shape[1]), (0, c - target.shape[2]))
+                target, mask = np.pad(target, pad), np.pad(mask, pad)
+                image = np.pad(image, ((0, 0), (0, c * f - image.shape[1]), (0, c * f - image.shape[2])))
             d = Dihedral.random(rng)
-            valid = mask[0]
             image = photometric(d.raster(image), rng)
-            valid = d.raster(valid[None])[0]
+            mask = d.raster(mask)
+            valid = np.kron(mask[0], np.ones((f, f), dtype=bool)) if f > 1 else mask[0]
             x = (image - self.mean) / self.std
             x[:, ~valid] = 0.0
             xs.append(x)
             ys.append(d.raster(target))
-            ms.append(d.raster(mask))
+            ms.append(mask)
         return (
             torch.from_numpy(np.stack(xs).astype(np.float32)),
             torch.from_numpy(np.stack(ys).astype(np.float32)),
@@ -110,10 +115,12 @@ class BuildingSampler:
 def building_loss(out: torch.Tensor, batch: tuple[torch.Tensor, ...], settings: BuildingTrainSettings) -> torch.Tensor:
     """Weighted sum of the extent, boundary, shadow and height losses."""
     y, m = batch
-    seg_mask, shadow_mask, height_mask = m[:, 0], m[:, 1], m[:, 2]
+    seg_mask, shadow_mask, height_mask, wall = m[:, 0], m[:, 1], m[:, 2], m[:, 3]
 
     def bce(i: int, mask: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
         w = mask * (1.0 + (pos_weight - 1.0) * y[:, i])
+        if i == 1:
+            w = w * (1.0 + settings.wall_weight * wall)
         return (F.binary_cross_entropy_with_logits(out[:, i], y[:, i], reduction="none") * w).sum() / w.sum().clamp(min=1.0)
 
     p = torch.sigmoid(out[:, 0]) * seg_mask
@@ -147,10 +154,11 @@ def train_buildings(
     dev = resolve_device(device)
     train_scenes = _load(data)
     log.info("rasterising targets for %d scene(s) at %.2f m", len(train_scenes), s.gsd_m)
-    targets = [building_targets(sc, s.gsd_m) for sc in train_scenes]
-    mean, std = band_stats([t.image for t in targets], [t.masks[0] for t in targets], s.seed)
+    targets = [building_targets(sc, s.gsd_m, s.space_to_depth) for sc in train_scenes]
+    mean, std = band_stats([sc.image for sc in train_scenes], [sc.valid for sc in train_scenes], s.seed)
     mean, std = [m * 1e-4 for m in mean], [d * 1e-4 for d in std]
-    arch = {"name": "building-unet", "config": {"encoder": s.encoder, "decoder_channels": list(s.decoder_channels)}}
+    arch = {"name": "building-unet", "config": {"encoder": s.encoder, "decoder_channels": list(s.decoder_channels),
+                                                "space_to_depth": s.space_to_depth}}
     network = build_network(arch["name"], arch["config"])
     sampler = BuildingSampler(targets, s, mean, std)
     record = fit(
@@ -161,7 +169,16 @@ def train_buildings(
     card = base_card(
         name, version, "buildings",
         "Building footprints (instances split by a predicted boundary band) with heights from shadow "
-        "length and the sun angles, or a learned roof-height head where no shadow can be measured.",
+        "length and the sun angles, or a learned roof-height head where no shadow can be measured. "
+        f"Input at {s.gsd_m} m folded {s.space_to_depth}x{s.space_to_depth} into channels; maps at "
+        f"{s.gsd_m * s.space_to_depth} m.",
+    )
+    card["limits"] = (
+        "Trained on synthetic renders of one city only; expect lower accuracy on real imagery. Touching "
+        "buildings are split only where the image shows a seam (a roof rim, a change of roof or height); "
+        "heights assume flat ground, vertical walls and a nadir view, and buildings whose shadow falls "
+        "entirely on other buildings get the learned height, which is much less accurate. Buildings "
+        "larger than a tile's halo can be cut at tile edges."
     )
     card.update(
         architecture=arch,
@@ -173,6 +190,15 @@ def train_buildings(
                      "learned_height_sigma_m": 1.5},
         training=training_block(record, train_scenes, _settings_dict(s), dev),
     )
+    save_model(network.cpu(), card, out)
+    tuned, scores = tune_building_postprocess(
+        load_model_dir(out), [central_crop(sc) for sc in train_scenes[:2]], device=str(dev)
+    )
+    card["postprocess"] = tuned
+    card["postprocess_tuning"] = {
+        "boundary_threshold_f1": scores,
+        "on": [f"central 700 m of {sc.scene_id} (training)" for sc in train_scenes[:2]],
+    }
     save_model(network.cpu(), card, out)
     evaluation = None
     if val:

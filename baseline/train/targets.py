@@ -31,10 +31,12 @@ CH = {name: i for i, name in enumerate(VEHICLE_CHANNELS)}
 class BuildingTargets:
     """A scene at the building model's GSD: image and target rasters on one grid.
 
-    ``image`` uint16 (4, H, W) reflectance x 10000; ``targets`` float16 (4, H, W):
-    extent, boundary, shadow (0/1) and height / scale; ``masks`` bool (3, H, W):
-    where the segmentation, shadow and height losses apply. Compact dtypes keep
-    a whole city scene at 0.3 m in a few hundred megabytes.
+    ``image`` uint16 (4, H*s, W*s) reflectance x 10000 at the model's input GSD;
+    ``targets`` float16 (4, H, W) on its output grid (``s`` = ``output_stride``
+    input pixels per output pixel): extent, boundary, shadow (0/1) and height /
+    scale; ``masks`` bool (4, H, W): where the segmentation, shadow and height
+    losses apply, and the shared-wall pixels (weighted up in the boundary loss).
+    Compact dtypes keep a whole city scene in a few hundred megabytes.
     """
 
     scene_id: str
@@ -42,7 +44,8 @@ class BuildingTargets:
     targets: np.ndarray
     masks: np.ndarray
     transform: Affine
-    centres: np.ndarray  # (n, 2) building centre rows/cols, for sampling crops
+    centres: np.ndarray  # (n, 2) building centre rows/cols (output grid), for sampling crops
+    output_stride: int = 1
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:
@@ -54,13 +57,19 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
     return image[:, : h2 * factor, : w2 * factor].reshape(c, h2, factor, w2, factor).mean(axis=(2, 4))
 
 
-def building_targets(scene: LabelledScene, gsd_m: float) -> BuildingTargets:
-    """Rasterise a scene's building labels on a grid of ``gsd_m`` (an integer multiple of its GSD)."""
+def building_targets(scene: LabelledScene, gsd_m: float, output_stride: int = 1) -> BuildingTargets:
+    """Rasterise a scene's building labels for a model with input GSD ``gsd_m``.
+
+    ``gsd_m`` is an integer multiple of the scene's GSD; targets are on the
+    model's output grid, ``output_stride`` input pixels per output pixel.
+    """
     factor = max(1, int(round(gsd_m / scene.gsd_m)))
     image = scene.image if factor == 1 else np.round(downsample(scene.image.astype(np.float32), factor)).astype(np.uint16)
-    valid = downsample(scene.valid[None].astype(np.float32), factor)[0] > 0.5
-    transform = scene.transform @ Affine.scale(factor)
-    shape = image.shape[1:]
+    out_factor = factor * output_stride
+    valid = downsample(scene.valid[None].astype(np.float32), out_factor)[0] > 0.5
+    image = image[:, : valid.shape[0] * output_stride, : valid.shape[1] * output_stride]
+    transform = scene.transform @ Affine.scale(out_factor)
+    shape = valid.shape
     b = scene.buildings
     labels = np.zeros(shape, dtype=np.int32)
     if b is not None and len(b):
@@ -69,6 +78,9 @@ def building_targets(scene: LabelledScene, gsd_m: float) -> BuildingTargets:
         )
     extent = labels > 0
     boundary = ndimage.maximum_filter(labels, 3) != ndimage.minimum_filter(labels, 3)
+    # shared walls: building pixels next to another building (the hard, rare part of the boundary)
+    masked = np.where(extent, labels, np.iinfo(np.int32).max)
+    wall = extent & (ndimage.minimum_filter(masked, 3) != ndimage.maximum_filter(labels, 3))
     heights = np.full(shape, np.nan, dtype=np.float32)
     shadow = np.zeros(shape, dtype=bool)
     has_sun = scene.sun_elevation_deg is not None and scene.sun_azimuth_deg is not None
@@ -82,14 +94,14 @@ def building_targets(scene: LabelledScene, gsd_m: float) -> BuildingTargets:
             )
     targets = np.stack([extent, boundary, shadow, np.nan_to_num(heights) / BUILDING_HEIGHT_SCALE_M]).astype(np.float16)
     shadow_ok = valid & (has_sun and (b is None or np.isfinite(b["height_m"]).all()))
-    masks = np.stack([valid, shadow_ok, valid & np.isfinite(heights)])
+    masks = np.stack([valid, shadow_ok, valid & np.isfinite(heights), wall])
     centres = np.zeros((0, 2))
     if b is not None and len(b):
         inv = ~transform
         c = b.geometry.centroid
         cols, rows = inv @ (c.x.to_numpy(), c.y.to_numpy())
         centres = np.stack([rows, cols], axis=1)
-    return BuildingTargets(scene.scene_id, image, targets, masks, transform, centres)
+    return BuildingTargets(scene.scene_id, image, targets, masks, transform, centres, output_stride)
 
 
 @dataclass

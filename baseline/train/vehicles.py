@@ -191,6 +191,12 @@ def train_vehicles(
         "Cars and large vehicles as oriented boxes (CenterNet-style, stride 2), with the long axis, and "
         "speed and direction of travel from the displacement between the blue and nir bands.",
     )
+    card["limits"] = (
+        "Trained on synthetic renders of one city only; expect lower accuracy on real imagery. Large "
+        "vehicles are rare in the training data, so their rates are less certain. Speed is measured from "
+        "the shift between bands along the vehicle's axis and needs the scene's band time offsets; a "
+        "parked vehicle's heading has a 180-degree ambiguity."
+    )
     card.update(
         architecture=arch,
         input={"bands": BANDS, "gsd_m": gsd, "mean": mean, "std": std, "scale": "reflectance 0..1",

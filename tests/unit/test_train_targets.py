@@ -1,0 +1,63 @@
+"""Training targets: the boundary band splits touching buildings; vehicle maps carry the labels."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from pyproj import CRS
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from baseline.detect.nets import VEHICLE_CHANNELS
+from baseline.train.data import LabelledScene
+from baseline.train.targets import VehicleObjects, building_targets, vehicle_maps
+
+CH = {n: i for i, n in enumerate(VEHICLE_CHANNELS)}
+
+
+def _scene() -> LabelledScene:
+    t = from_origin(0.0, 60.0, 0.3, 0.3)
+    b = gpd.GeoDataFrame({"height_m": [12.0, 6.0]}, geometry=[box(10, 10, 25, 30), box(25, 12, 40, 28)], crs="EPSG:32635")
+    return LabelledScene("t", ".", np.full((4, 200, 200), 800, np.uint16), np.ones((200, 200), bool), t,
+                         CRS.from_epsg(32635), 0.3, 40.0, 180.0, buildings=b)
+
+
+def test_space_to_depth_targets_sit_on_the_coarse_grid() -> None:
+    t = building_targets(_scene(), 0.3, output_stride=2)
+    assert t.image.shape == (4, 200, 200) and t.targets.shape == (4, 100, 100)
+    assert t.transform.a == 0.6
+
+
+def test_building_targets_mark_the_shared_wall_and_cast_shadows_north() -> None:
+    t = building_targets(_scene(), 0.6)
+    extent, boundary, shadow, height = t.targets.astype(np.float32)
+    assert t.image.shape == (4, 100, 100)
+    inv = ~t.transform
+    col, row = (int(v) for v in inv @ (25.0, 20.0))  # on the shared wall
+    assert extent[row, col] == 1 and boundary[row, col] == 1
+    assert boundary[row, col - 2] == 0 and boundary[row, col + 2] == 0  # interiors either side
+    assert t.masks[3, row, col] and not t.masks[3, row, col - 3]  # the shared wall is marked for weighting
+    col_out, row_out = (int(v) for v in inv @ (10.0, 20.0))
+    assert boundary[row_out, col_out] == 1 and not t.masks[3, row_out, col_out]  # an outer wall is not shared
+    c, r = (int(v) for v in inv @ (17.5, 30 + 0.5 * 12 / np.tan(np.radians(40))))
+    assert shadow[r, c] == 1 and extent[r, c] == 0  # north of the tall one, on the ground
+    c, r = (int(v) for v in inv @ (17.5, 20.0))
+    assert height[r, c] * 10 == pytest.approx(12.0, abs=0.01)
+    assert not t.masks[2, 0, 0] and t.masks[2, r, c]  # height loss only on roofs
+
+
+def test_vehicle_maps_put_the_labels_at_the_centre_cell() -> None:
+    axis = np.array([[0.0, 1.0]])  # pointing east (along +col)
+    objs = VehicleObjects(np.array([[31.0, 41.0]]), axis, np.array([4.5]), np.array([1.8]), np.array([1]),
+                          np.array([[0.0, 2.0]]), True)
+    target, weight = vehicle_maps(objs, 64, 0.3)
+    r, c = 15, 20  # (31, 41) / stride 2
+    assert target[CH["heat_large"], r, c] == 1.0 and target[CH["heat_car"]].max() == 0.0
+    assert target[CH["off_row"], r, c] == pytest.approx(0.5) and target[CH["off_col"], r, c] == pytest.approx(0.5)
+    assert np.exp(target[CH["log_length"], r, c]) == pytest.approx(4.5)
+    assert target[CH["cos2a"], r, c] == pytest.approx(1.0)
+    assert target[CH["disp_col"], r, c] == pytest.approx(2.0)
+    assert weight[CH["log_length"], r, c] == 1.0 and weight[CH["off_row"], r + 1, c] == 0.0
+    # the Gaussian is longer along the axis (cols) than across it (rows)
+    assert target[CH["heat_large"], r, c + 2] > target[CH["heat_large"], r + 2, c]
