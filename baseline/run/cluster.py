@@ -31,9 +31,18 @@ def _limit_threads(threads: int) -> None:
         pass
 
 
+def _quiet_dask() -> None:
+    """Keep Dask's own INFO chatter out of the user's terminal unless ``-v`` asked for it."""
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
+                     "distributed.http.proxy", "distributed.worker"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @contextlib.contextmanager
 def dask_client(spec: ClusterSpec) -> Iterator[Client]:
     """A connected client; a local cluster it started is closed on exit."""
+    _quiet_dask()
     if spec.address:
         try:
             client = Client(spec.address, timeout="20s")
