@@ -106,15 +106,18 @@ def command() -> None:
 @command.command("buildings", epilog=EPILOG)
 @_common
 @click.option("--encoder", default="tu-regnetx_002", show_default=True, help="segmentation-models-pytorch encoder (no pretrained weights).")
-@click.option("--gsd", "gsd_m", type=float, default=0.6, show_default=True, help="Model GSD in metres (an integer multiple of the data's).")
+@click.option("--gsd", "gsd_m", type=float, default=0.3, show_default=True,
+              help="Model input GSD in metres (an integer multiple of the data's).")
+@click.option("--space-to-depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Fold SxS input pixels into channels: maps come out at S x the input GSD.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m) -> None:
+              no_progress, encoder, gsd_m, space_to_depth) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
     from baseline.train.buildings import BuildingTrainSettings, train_buildings
 
     _prepare(out, threads)
     s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
-                              max_minutes=max_minutes)
+                              space_to_depth=space_to_depth, max_minutes=max_minutes)
     if batch_size:
         s.batch_size = batch_size
     if crop_px:

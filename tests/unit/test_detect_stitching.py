@@ -36,11 +36,11 @@ class BrightIsCar(nn.Module):
 
 
 class BrightIsRoof(nn.Module):
-    """Stand-in building net: extent where band 0 is bright, no boundary, no shadow, 10 m roofs."""
+    """Stand-in building net: extent where band 1 is bright, no boundary, no shadow, 10 m roofs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.full((x.shape[0], 4, *x.shape[-2:]), -20.0)
-        out[:, 0] = 40.0 * (x[:, 0] - 0.5)
+        out[:, 0] = 40.0 * (x[:, 1] - 0.5)
         out[:, 3] = 1.0
         return out
 
@@ -83,8 +83,8 @@ def test_vehicle_in_an_overlap_is_counted_once() -> None:
 
 def test_building_larger_than_a_chip_comes_out_whole_once() -> None:
     image = np.zeros((4, 160, 400), np.float32)
-    image[0, 40:120, 50:350] = 1.0  # 90 m x 24 m: wider than any chip
-    image[0, 130:150, 150:170] = 1.0  # a small one in an overlap
+    image[1, 40:120, 50:350] = 1.0  # 90 m x 24 m: wider than any chip
+    image[1, 130:150, 150:170] = 1.0  # a small one in an overlap
     chips = _chips(image, 128, 32)
     model = _model(BrightIsRoof(), "buildings", GSD)
     found = detect_buildings(chips, model, crs="EPSG:32635", sun_elevation_deg=None, sun_azimuth_deg=None,
@@ -105,3 +105,22 @@ def test_keep_in_core_partitions_between_tiles() -> None:
     left = keep_in_core(found, (x - 10, y - 10, x + 1e-6, y + 10))
     right = keep_in_core(found, (x + 1e-6, y - 10, x + 10, y + 10))
     assert len(left) + len(right) == 1
+
+
+def test_detectors_keep_only_what_the_tile_core_owns() -> None:
+    from types import SimpleNamespace
+
+    from baseline.detect.service import Detectors
+
+    image = np.zeros((4, 128, 224), np.float32)
+    image[0, 60:62, 20:22] = 1.0  # a car in the halo (left of the core)
+    image[0, 60:62, 150:152] = 1.0  # a car in the core
+    image[1, 20:50, 120:200] = 1.0  # a building in the core
+    tile = SimpleNamespace(chips=_chips(image, 128, 32), core_px=(0, 64, 128, 224), transform=ORIGIN)
+    scene = SimpleNamespace(crs="EPSG:32635", sun_elevation_deg=None, sun_azimuth_deg=None, scene_id="s",
+                            band_time_offsets_s={})
+    d = Detectors(_model(BrightIsRoof(), "buildings", GSD), _model(BrightIsCar(), "vehicles", GSD), torch.device("cpu"))
+    vehicles = d.detect_vehicles(tile, scene)
+    assert len(vehicles) == 1 and vehicles.geometry[0].centroid.x > (ORIGIN @ (64, 0))[0]
+    buildings = d.detect_buildings(tile, scene, score_min=0.5)
+    assert len(buildings) == 1
