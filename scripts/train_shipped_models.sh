@@ -16,6 +16,7 @@ WHAT=${1:-all}
 BASELINE=${BASELINE:-.venv/bin/baseline}
 DATA=${DATA:-.cache/train}
 MINUTES=${MINUTES:-20}
+B_MINUTES=${B_MINUTES:-25}
 
 render() {  # seed, sun elevation, sun azimuth
   if [ ! -f "$DATA/s$1/vhr.json" ]; then
@@ -36,7 +37,7 @@ VAL=("$DATA/s106" "$DATA/s107")
 
 if [ "$WHAT" = all ] || [ "$WHAT" = buildings ]; then
 nice -n 5 "$BASELINE" -v train buildings --data "${TRAIN[@]}" --val "${VAL[@]}" \
-  --out models/buildings-unet/1.0.0 --epochs 100 --iters-per-epoch 100 --max-minutes "$MINUTES" \
+  --out models/buildings-unet/1.0.0 --epochs 100 --iters-per-epoch 100 --max-minutes "$B_MINUTES" \
   --seed 0 --threads 2 --no-progress
 fi
 

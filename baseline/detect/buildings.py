@@ -83,7 +83,7 @@ def buildings_from_mosaic(
     """Building footprints (BUILDINGS_OUT columns) from a filled mosaic.
 
     ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
-    ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
+    ``min_seed_m2`` (smaller seeds merge into their neighbours), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
     ``shadow_length_offset_m`` (calibrated on training renders) and
     ``learned_height_sigma_m`` (the card's ``postprocess`` block).
     """
@@ -97,6 +97,7 @@ def buildings_from_mosaic(
         boundary,
         extent_threshold=float(pp.get("extent_threshold", 0.5)),
         boundary_threshold=float(pp.get("boundary_threshold", 0.5)),
+        min_seed_px=max(1, int(round(float(pp.get("min_seed_m2", 1.5)) / pixel_m2))),
         min_area_px=max(1, int(round(float(pp.get("min_area_m2", 8.0)) / pixel_m2))),
     )
     n = int(labels.max())

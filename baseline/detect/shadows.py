@@ -129,8 +129,13 @@ def ray_shadow_lengths(
     threshold: float = 0.5,
     step_px: float = 0.5,
     max_px: float = 1000.0,
+    bounds: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shadow run length in pixels along (drow, dcol) from each start pixel; NaN where censored.
+
+    When ``bounds`` (an array like the result) is given, it receives for each
+    ray censored by meeting another building the length it ran in shadow until
+    then: a lower bound of the true length (the shadow climbs that building).
 
     A ray first leaves its own building, then counts ground pixels whose shadow
     probability is at least ``threshold``; the end is placed by linear
@@ -177,6 +182,9 @@ def ray_shadow_lengths(
         p[inside] = _bilinear(shadow, rc[inside], cc2[inside])
         on_ground = ~still_own
         censored = on_ground & ((lab != 0) | ~ok)
+        if bounds is not None:
+            hit = censored & ok & (lab != 0) & ~exiting
+            bounds[idx[hit]] = t - step_px / 2.0 - t_exit[idx[hit]]
         ended = on_ground & ~censored & (p < threshold)
         # no shadow right at the edge: not a measurement
         empty = ended & exiting

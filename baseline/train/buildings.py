@@ -196,7 +196,7 @@ def train_buildings(
     )
     card["postprocess"] = tuned
     card["postprocess_tuning"] = {
-        "boundary_threshold_f1": scores,
+        "f1": scores,
         "on": [f"central 700 m of {sc.scene_id} (training)" for sc in train_scenes[:2]],
     }
     save_model(network.cpu(), card, out)

@@ -83,7 +83,7 @@ def fit(
     network.eval()
     curve = [float(np.mean(c)) for c in np.array_split(np.asarray(losses), min(10, len(losses))) if len(c)] if losses else []
     final = float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else float("nan")
-    log.info("%s: %d iterations in %.0f s, final loss %.4f", desc, iterations, seconds, final)
+    log.info("%s: %d iterations in %.0f s, final loss %.4f", desc, len(losses), seconds, final)
     return FitRecord(len(losses), seconds, curve, final)
 
 
