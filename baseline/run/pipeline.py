@@ -109,7 +109,7 @@ def _already_complete(out: Path, run_key: str) -> bool:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    if manifest.get("extra", {}).get("run_key") != run_key:
+    if manifest.get("extra", {}).get("run_digest") != run_key:
         return False
     outputs = manifest.get("outputs", {})
     return bool(outputs) and all(
