@@ -16,7 +16,7 @@ WHAT=${1:-all}
 BASELINE=${BASELINE:-.venv/bin/baseline}
 DATA=${DATA:-.cache/train}
 MINUTES=${MINUTES:-20}
-B_MINUTES=${B_MINUTES:-25}
+B_MINUTES=${B_MINUTES:-20}
 
 render() {  # seed, sun elevation, sun azimuth
   if [ ! -f "$DATA/s$1/vhr.json" ]; then
@@ -39,6 +39,13 @@ if [ "$WHAT" = all ] || [ "$WHAT" = buildings ]; then
 nice -n 5 "$BASELINE" -v train buildings --data "${TRAIN[@]}" --val "${VAL[@]}" \
   --out models/buildings-unet/1.0.0 --epochs 100 --iters-per-epoch 100 --max-minutes "$B_MINUTES" \
   --seed 0 --threads 2 --no-progress
+# the shipped weights were fitted (2002 iterations in 20 min) before the post-processing
+# tuning gained its last knobs (seed sizes, ray count, height split, learned sigma from
+# training crops); this re-tunes on training crops and re-scores on the held-out renders
+# without touching the weights (deterministic, so harmless after a fresh fit). A 25-min
+# fit on a busier machine (1944 iterations) scored lower (F1 0.82, height MAE 2.7 m).
+nice -n 5 "$BASELINE" -v train buildings --rescore --data "${TRAIN[@]}" --val "${VAL[@]}" \
+  --out models/buildings-unet/1.0.0 --threads 2
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = vehicles ]; then

@@ -110,12 +110,17 @@ def command() -> None:
               help="Model input GSD in metres (an integer multiple of the data's).")
 @click.option("--space-to-depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Fold SxS input pixels into channels: maps come out at S x the input GSD.")
+@click.option("--rescore", is_flag=True,
+              help="Keep the weights in --out: only re-tune post-processing on --data and re-score on --val.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m, space_to_depth) -> None:
+              no_progress, encoder, gsd_m, space_to_depth, rescore) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
-    from baseline.train.buildings import BuildingTrainSettings, train_buildings
+    from baseline.train.buildings import BuildingTrainSettings, finalise_buildings, train_buildings
 
     _prepare(out, threads)
+    if rescore:
+        _report(finalise_buildings(out, list(data), list(val) or None, device=device))
+        return
     s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
                               space_to_depth=space_to_depth, max_minutes=max_minutes)
     if batch_size:

@@ -10,10 +10,12 @@ Entry points:
 - :func:`get_detectors`: both models cached per worker process, taking a
   preprocessed tile and its Scene (what ``baseline run`` uses).
 
-Recommended tiling (what the shipped models were measured with): chips of 512
-px at 0.3 m for vehicles (overlap 64 px), 384 px at 0.6 m for buildings
-(overlap 96 px), and a tile halo of at least 100 m for buildings so whole
-footprints and their shadows are inside the tile window.
+Tiling (each card's ``tiling`` block; what the shipped models were measured
+with): vehicles take 512 px chips at 0.3 m overlapping by 64 px; buildings take
+768 px chips at 0.3 m overlapping by 192 px (the net folds 2x2 pixels into
+channels and its maps are at 0.6 m), and a tile halo of at least 100 m so
+whole footprints and their shadows lie inside the tile window. Chips at another
+GSD are resampled to the model's.
 """
 
 from baseline.detect.infer import detect_buildings, detect_vehicles, keep_in_core

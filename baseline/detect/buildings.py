@@ -83,7 +83,8 @@ def buildings_from_mosaic(
     """Building footprints (BUILDINGS_OUT columns) from a filled mosaic.
 
     ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
-    ``min_seed_m2`` (smaller seeds merge into their neighbours), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
+    ``min_seed_m2`` (smaller seeds merge into their neighbours), ``height_seed_m2``
+    (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
     ``shadow_length_offset_m`` (calibrated on training renders) and
     ``learned_height_sigma_m`` (the card's ``postprocess`` block).
     """
@@ -92,14 +93,18 @@ def buildings_from_mosaic(
     extent, boundary, shadow, height = (maps[BUILDING_CHANNELS.index(k)] for k in BUILDING_CHANNELS)
     transform = mosaic.grid.transform
     pixel_m2 = abs(transform.a * transform.e - transform.b * transform.d)
-    labels = separate_instances(
-        extent,
-        boundary,
-        extent_threshold=float(pp.get("extent_threshold", 0.5)),
-        boundary_threshold=float(pp.get("boundary_threshold", 0.5)),
-        min_seed_px=max(1, int(round(float(pp.get("min_seed_m2", 1.5)) / pixel_m2))),
-        min_area_px=max(1, int(round(float(pp.get("min_area_m2", 8.0)) / pixel_m2))),
-    )
+    def instances(seed_m2: float) -> np.ndarray:
+        return separate_instances(
+            extent,
+            boundary,
+            extent_threshold=float(pp.get("extent_threshold", 0.5)),
+            boundary_threshold=float(pp.get("boundary_threshold", 0.5)),
+            min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
+            min_area_px=max(1, int(round(float(pp.get("min_area_m2", 8.0)) / pixel_m2))),
+        )
+
+    seed_m2 = float(pp.get("min_seed_m2", 1.5))
+    labels = instances(seed_m2)
     n = int(labels.max())
     if n == 0:
         return empty_buildings(crs)
@@ -111,9 +116,15 @@ def buildings_from_mosaic(
         height, labels, index, lambda v: np.median(np.abs(v - np.median(v))) * 1.4826, float, np.nan
     )
     shadow_h = {}
+    # Heights are measured on a finer split (small seeds kept): where two buildings
+    # of different heights merged into one footprint, the footprint takes the height
+    # of its dominant part rather than a blend of both.
+    height_seed_m2 = float(pp.get("height_seed_m2", seed_m2))
+    fine = labels if height_seed_m2 >= seed_m2 else instances(height_seed_m2)
+    dominant = _dominant_parts(labels, fine)
     if sun_elevation_deg is not None and sun_azimuth_deg is not None:
         shadow_h = shadow_heights(
-            labels,
+            fine,
             shadow,
             transform,
             sun_elevation_deg,
@@ -138,7 +149,7 @@ def buildings_from_mosaic(
             ri, ci = int(np.floor(row)), int(np.floor(col))
             if not (0 <= ri < labels.shape[0] and 0 <= ci < labels.shape[1] and mosaic.owned[ri, ci]):
                 continue
-        sh = shadow_h.get(int(k))
+        sh = shadow_h.get(dominant.get(int(k), -1))
         if sh is not None and np.isfinite(sh.height_m):
             h, sigma, source = max(sh.height_m + length_offset * tan_e, 0.0), sh.sigma_m, "shadow"
         else:
@@ -159,6 +170,17 @@ def buildings_from_mosaic(
         crs=crs,
     )
     return frame[list(BUILDINGS_OUT)]
+
+
+def _dominant_parts(coarse: np.ndarray, fine: np.ndarray) -> dict[int, int]:
+    """For each coarse label, the fine label covering most of its pixels."""
+    both = (coarse > 0) & (fine > 0)
+    if not both.any():
+        return {}
+    pairs, counts = np.unique(np.stack([coarse[both], fine[both]]), axis=1, return_counts=True)
+    order = np.lexsort((-counts, pairs[0]))
+    first = order[np.r_[True, np.diff(pairs[0][order]) != 0]]
+    return {int(c): int(f) for c, f in zip(pairs[0][first], pairs[1][first], strict=True)}
 
 
 def empty_buildings(crs: object) -> gpd.GeoDataFrame:

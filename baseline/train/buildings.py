@@ -9,6 +9,7 @@ on roof height (on footprint pixels only).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from baseline.core.atomic import write_text_atomic
 from baseline.detect.nets import BUILDING_CHANNELS, build_network
 from baseline.detect.runtime import resolve_device
 from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model
@@ -191,25 +193,40 @@ def train_buildings(
         training=training_block(record, train_scenes, _settings_dict(s), dev),
     )
     save_model(network.cpu(), card, out)
-    tuned, scores = tune_building_postprocess(
-        load_model_dir(out), [central_crop(sc) for sc in train_scenes[:2]], device=str(dev)
-    )
+    write_metrics(out, None, record)
+    return finalise_buildings(out, train_scenes, val, device=str(dev))
+
+
+def finalise_buildings(
+    out: Path, train: list[LabelledScene] | list[Path], val: list[Path] | None, *, device: str = "auto"
+) -> dict[str, Any]:
+    """Tune post-processing on training crops, score the held-out scenes, rewrite card and metrics.
+
+    The weights in ``out`` are not changed, so this can be rerun on a trained
+    model (``baseline train buildings --rescore``).
+    """
+    train_scenes = [sc if isinstance(sc, LabelledScene) else load_labelled_scene(sc) for sc in train]
+    model = load_model_dir(out)
+    card = dict(model.card)
+    tuned, scores = tune_building_postprocess(model, [central_crop(sc) for sc in train_scenes[:2]], device=device)
     card["postprocess"] = tuned
     card["postprocess_tuning"] = {
-        "f1": scores,
+        "scores": scores,
         "on": [f"central 700 m of {sc.scene_id} (training)" for sc in train_scenes[:2]],
     }
-    save_model(network.cpu(), card, out)
+    model.card = card
     evaluation = None
     if val:
-        model = load_model_dir(out)
-        evaluation = evaluate_buildings_model(model, _load(val), device=str(dev), batch_size=8)
-        evaluation["note"] = "Held-out renders (seeds and sun positions not used in training); matching IoU >= 0.5, one-to-one."
-        if evaluation.get("height_mae_learned_m") is not None:
-            card["postprocess"]["learned_height_sigma_m"] = round(1.25 * evaluation["height_mae_learned_m"], 2)
+        evaluation = evaluate_buildings_model(model, _load(val), device=device, batch_size=8)
+        evaluation["note"] = (
+            "Held-out renders (seeds and sun positions not used in training); matching IoU >= 0.5, one-to-one; "
+            "post-processing tuned on training renders only."
+        )
         card["evaluation"] = evaluation
-        save_model(network.cpu(), card, out)
-    write_metrics(out, evaluation, record)
+    save_model(model.network.cpu(), card, out)
+    metrics_path = Path(out) / "metrics.json"
+    fit_record = json.loads(metrics_path.read_text()).get("fit") if metrics_path.exists() else None
+    write_text_atomic(metrics_path, json.dumps({"evaluation": evaluation, "fit": fit_record}, indent=2) + "\n")
     return card
 
 

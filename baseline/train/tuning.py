@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 BOUNDARY_THRESHOLDS = (0.5, 0.35)
 MIN_SEEDS_M2 = (1.5, 15.0, 30.0, 50.0, 80.0)
+MIN_SHADOW_RAYS = (1, 2, 3)
+HEIGHT_SEEDS_M2 = (1.5, 15.0, 30.0, 80.0)
 
 
 def central_crop(scene: LabelledScene, size_m: float = 700.0) -> LabelledScene:
@@ -78,4 +80,29 @@ def tune_building_postprocess(
     # a constant bias in measured shadow length (edges of the predicted masks), in metres
     offset = float(np.median(residuals[best])) if residuals[best].size >= 10 else 0.0
     tuned = dict(model.postprocess, boundary_threshold=best[0], min_seed_m2=best[1], shadow_length_offset_m=round(offset, 3))
+    # the finer split that measures heights, how few uncensored rays still beat the
+    # learned fallback, and that fallback's typical error: by height MAE
+    best_mae, learned_mae = np.inf, None
+    for rays, height_seed in itertools.product(MIN_SHADOW_RAYS, HEIGHT_SEEDS_M2):
+        if height_seed > best[1]:
+            continue
+        pp = dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed)
+        errors, learned = [], []
+        for scene, mosaic in mosaics:
+            pred = buildings_from_mosaic(
+                mosaic, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
+                sun_azimuth_deg=scene.sun_azimuth_deg, scene_id=scene.scene_id, postprocess=pp,
+            )
+            m = match_buildings(pred, scene.buildings, 0.5)
+            err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
+            errors.append(err)
+            learned.append(err[pred["height_source"].to_numpy()[m.pred] == "learned"])
+        mae = float(np.mean(np.abs(np.concatenate(errors)))) if errors else np.inf
+        scores[f"min_shadow_rays {rays}, height seed {height_seed} m2: height MAE"] = round(mae, 3)
+        if mae < best_mae:
+            best_mae, tuned["min_shadow_rays"], tuned["height_seed_m2"] = mae, rays, height_seed
+            lw = np.concatenate(learned)
+            learned_mae = float(np.mean(np.abs(lw))) if lw.size else None
+    if learned_mae is not None:
+        tuned["learned_height_sigma_m"] = round(1.25 * learned_mae, 2)  # MAE -> sigma for a Gaussian
     return tuned, scores
