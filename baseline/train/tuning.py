@@ -97,9 +97,12 @@ def tune_building_postprocess(
             err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
             errors.append(err)
             learned.append(err[pred["height_source"].to_numpy()[m.pred] == "learned"])
-        mae = float(np.mean(np.abs(np.concatenate(errors)))) if errors else np.inf
-        scores[f"min_shadow_rays {rays}, height seed {height_seed} m2: height MAE"] = round(mae, 3)
-        if mae < best_mae:
+        all_errors = np.concatenate(errors) if errors else np.zeros(0)
+        mae = float(np.mean(np.abs(all_errors))) if all_errors.size else np.inf
+        scores[f"min_shadow_rays {rays}, height seed {height_seed} m2: height MAE"] = (
+            round(mae, 3) if np.isfinite(mae) else None
+        )
+        if mae < best_mae or "height_seed_m2" not in tuned:
             best_mae, tuned["min_shadow_rays"], tuned["height_seed_m2"] = mae, rays, height_seed
             lw = np.concatenate(learned)
             learned_mae = float(np.mean(np.abs(lw))) if lw.size else None
