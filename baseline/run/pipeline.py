@@ -185,7 +185,7 @@ def run_pipeline(
     v_ref = ModelRef(**{**v_ref.__dict__, "chip_px": v_ref.chip_px or config.preprocess.chip_px})
     cards = [read_card(r.name, r.version, models_dir) for r in (b_ref, v_ref)]
     run_key = _digest(config.config_hash(), str(scene_dir), scene.checksum, s2_scene.checksum if s2_scene else None,
-                      b_ref.__dict__, v_ref.__dict__, __version__)
+                      b_ref.__dict__, v_ref.__dict__, [c.get("weights_sha256") for c in cards], __version__)
     if _already_complete(out, run_key):
         progress.note(f"{out} already holds this run's outputs (same config, inputs and models): nothing to do")
         return RunSummary(out=out, skipped=True)
