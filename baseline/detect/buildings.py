@@ -85,7 +85,8 @@ def buildings_from_mosaic(
     ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
     ``min_seed_m2`` (smaller seeds merge into their neighbours), ``height_seed_m2``
     (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
-    ``shadow_length_offset_m`` (calibrated on training renders) and
+    ``shadow_quantile`` (which ray estimate), ``shadow_length_offset_m`` (calibrated on
+    training renders) and
     ``learned_height_sigma_m`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
@@ -132,6 +133,7 @@ def buildings_from_mosaic(
             valid=mosaic.covered,
             threshold=float(pp.get("shadow_threshold", 0.5)),
             min_rays=int(pp.get("min_shadow_rays", 3)),
+            quantile=float(pp.get("shadow_quantile", 0.5)),
         )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # calibrated bias of measured shadow lengths (from training renders), applied as a length

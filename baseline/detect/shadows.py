@@ -213,11 +213,15 @@ def shadow_heights(
     threshold: float = 0.5,
     max_height_m: float = 250.0,
     min_rays: int = 3,
+    quantile: float = 0.5,
 ) -> dict[int, ShadowHeight]:
     """Per-label heights from the shadow map (probabilities) on the label grid.
 
     Buildings with fewer than ``min_rays`` uncensored rays get NaN (the caller
-    falls back to another height source).
+    falls back to another height source). ``quantile`` picks the ray estimate
+    (0.5: the median); above 0.5 it leans against the short rays that graze the
+    side of a shadow or stop at a car or tree in it, and against the bias of
+    keeping only uncensored rays (long shadows are the ones that meet things).
     """
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
     east, north = pixel_to_vector(transform, drow, dcol)
@@ -240,7 +244,7 @@ def shadow_heights(
             continue
         good = group_h[np.isfinite(group_h)]
         if good.size >= min_rays:
-            med = float(np.median(good))
+            med = float(np.quantile(good, quantile))
             mad = float(np.median(np.abs(good - med))) * 1.4826
             out[int(group_lab[0])] = ShadowHeight(med, float(math.hypot(mad, quant)), int(good.size), int(group_h.size))
         else:

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 BOUNDARY_THRESHOLDS = (0.5, 0.35)
 MIN_SEEDS_M2 = (1.5, 15.0, 30.0, 50.0, 80.0)
-MIN_SHADOW_RAYS = (1, 2, 3)
-HEIGHT_SEEDS_M2 = (1.5, 15.0, 30.0, 80.0)
+MIN_SHADOW_RAYS = (2, 3, 5, 8)
+HEIGHT_SEEDS_M2 = (1.5, 30.0, 80.0)
+SHADOW_QUANTILES = (0.5, 0.65)
 
 
 def central_crop(scene: LabelledScene, size_m: float = 700.0) -> LabelledScene:
@@ -83,10 +84,10 @@ def tune_building_postprocess(
     # the finer split that measures heights, how few uncensored rays still beat the
     # learned fallback, and that fallback's typical error: by height MAE
     best_mae, learned_mae = np.inf, None
-    for rays, height_seed in itertools.product(MIN_SHADOW_RAYS, HEIGHT_SEEDS_M2):
+    for rays, height_seed, q in itertools.product(MIN_SHADOW_RAYS, HEIGHT_SEEDS_M2, SHADOW_QUANTILES):
         if height_seed > best[1]:
             continue
-        pp = dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed)
+        pp = dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q)
         errors, learned = [], []
         for scene, mosaic in mosaics:
             pred = buildings_from_mosaic(
@@ -99,11 +100,12 @@ def tune_building_postprocess(
             learned.append(err[pred["height_source"].to_numpy()[m.pred] == "learned"])
         all_errors = np.concatenate(errors) if errors else np.zeros(0)
         mae = float(np.mean(np.abs(all_errors))) if all_errors.size else np.inf
-        scores[f"min_shadow_rays {rays}, height seed {height_seed} m2: height MAE"] = (
+        scores[f"rays >= {rays}, height seed {height_seed} m2, quantile {q}: height MAE"] = (
             round(mae, 3) if np.isfinite(mae) else None
         )
         if mae < best_mae or "height_seed_m2" not in tuned:
-            best_mae, tuned["min_shadow_rays"], tuned["height_seed_m2"] = mae, rays, height_seed
+            best_mae = mae
+            tuned.update(min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q)
             lw = np.concatenate(learned)
             learned_mae = float(np.mean(np.abs(lw))) if lw.size else None
     if learned_mae is not None:
