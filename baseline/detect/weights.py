@@ -284,3 +284,20 @@ def rates_from_cards(models_dir: str | Path | None, buildings: ModelRef, vehicle
         read_card(buildings.name, buildings.version, models_dir),
         read_card(vehicles.name, vehicles.version, models_dir),
     )
+
+
+def write_card(card: dict[str, Any], folder: str | Path) -> Path:
+    """Rewrite ``card.json`` and ``MODEL_CARD.md`` of an existing model, leaving its weights untouched.
+
+    The card must still describe the weights: their checksum is recomputed and
+    the architecture must match the one stored in the weights file.
+    """
+    folder = Path(folder)
+    check_card(card, str(folder / CARD_FILE))
+    _, metadata = _read_tensors(folder / WEIGHTS_FILE)
+    if json.loads(metadata.get("architecture", "null") or "null") != json.loads(architecture_key(card)):
+        raise ModelError(f"{folder}: the new card's architecture does not match the weights'")
+    card = dict(card, weights_sha256=_sha256(folder / WEIGHTS_FILE))
+    write_text_atomic(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
+    write_text_atomic(folder / CARD_MD_FILE, render_markdown(card))
+    return folder

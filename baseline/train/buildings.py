@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from baseline.core.atomic import write_text_atomic
 from baseline.detect.nets import BUILDING_CHANNELS, build_network
 from baseline.detect.runtime import resolve_device
-from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model
+from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model, write_card
 from baseline.errors import InputFileError
 from baseline.train.augment import Dihedral, photometric
 from baseline.train.common import (
@@ -223,7 +223,7 @@ def finalise_buildings(
             "post-processing tuned on training renders only."
         )
         card["evaluation"] = evaluation
-    save_model(model.network.cpu(), card, out)
+    write_card(card, out)
     metrics_path = Path(out) / "metrics.json"
     fit_record = json.loads(metrics_path.read_text()).get("fit") if metrics_path.exists() else None
     write_text_atomic(metrics_path, json.dumps({"evaluation": evaluation, "fit": fit_record}, indent=2) + "\n")
