@@ -179,10 +179,12 @@ def _dominant_parts(coarse: np.ndarray, fine: np.ndarray) -> dict[int, int]:
     both = (coarse > 0) & (fine > 0)
     if not both.any():
         return {}
-    pairs, counts = np.unique(np.stack([coarse[both], fine[both]]), axis=1, return_counts=True)
-    order = np.lexsort((-counts, pairs[0]))
-    first = order[np.r_[True, np.diff(pairs[0][order]) != 0]]
-    return {int(c): int(f) for c, f in zip(pairs[0][first], pairs[1][first], strict=True)}
+    base = int(fine.max()) + 1
+    keys, counts = np.unique(coarse[both].astype(np.int64) * base + fine[both], return_counts=True)
+    c, f = keys // base, keys % base
+    order = np.lexsort((-counts, c))
+    first = order[np.r_[True, np.diff(c[order]) != 0]]
+    return {int(a): int(b) for a, b in zip(c[first], f[first], strict=True)}
 
 
 def empty_buildings(crs: object) -> gpd.GeoDataFrame:
