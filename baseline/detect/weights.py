@@ -271,21 +271,6 @@ def read_model_ref(models_dir: str | Path | None, name: str, version: str | None
     )
 
 
-def rates_from_cards(models_dir: str | Path | None, buildings: ModelRef, vehicles: ModelRef) -> Any:
-    """The measured detector rates in both models' cards, for aggregate's intervals.
-
-    Reading the cards is this module's job; turning them into rates is
-    aggregate's (``baseline.aggregate.rates_from_cards``), imported lazily here
-    because ``run`` asks the detect layer for it.
-    """
-    from baseline.aggregate.rates import rates_from_cards as _rates
-
-    return _rates(
-        read_card(buildings.name, buildings.version, models_dir),
-        read_card(vehicles.name, vehicles.version, models_dir),
-    )
-
-
 def write_card(card: dict[str, Any], folder: str | Path) -> Path:
     """Rewrite ``card.json`` and ``MODEL_CARD.md`` of an existing model, leaving its weights untouched.
 
