@@ -11,7 +11,6 @@ the card describes, so a card that does not match its weights cannot load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from baseline.core.atomic import atomic_path, write_text_atomic
+from baseline.core.hashing import sha256_file
 from baseline.detect.cards import architecture_key, check_card, render_markdown
 from baseline.detect.nets import build_network
 from baseline.errors import ModelError
@@ -182,7 +182,7 @@ def load_model_dir(folder: str | Path) -> LoadedModel:
             hint=f"card: {architecture_key(card)}; weights: {stored}",
         )
     expected = card.get("weights_sha256")
-    if expected and expected != _sha256(weights):
+    if expected and expected != sha256_file(weights):
         raise ModelError(f"{weights}: sha256 differs from the card's", hint="the file was changed after training")
     network = build_network(card["architecture"]["name"], dict(card["architecture"]["config"]))
     state = network.state_dict()
@@ -194,14 +194,6 @@ def load_model_dir(folder: str | Path) -> LoadedModel:
         raise ModelError(f"{weights}: weights do not fit architecture {card['architecture']['name']!r}: {' '.join(first)}") from None
     network.eval()
     return LoadedModel(str(card["name"]), str(card["version"]), card, network, folder)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(network: nn.Module, card: dict[str, Any], folder: str | Path, *, half: bool = True) -> Path:
@@ -220,7 +212,7 @@ def save_model(network: nn.Module, card: dict[str, Any], folder: str | Path, *, 
         tensors[key] = value
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"architecture": architecture_key(card), "name": str(card["name"])})
-    card = dict(card, weights_sha256=_sha256(folder / WEIGHTS_FILE), weights_dtype="float16" if half else "float32")
+    card = dict(card, weights_sha256=sha256_file(folder / WEIGHTS_FILE), weights_dtype="float16" if half else "float32")
     write_text_atomic(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
     write_text_atomic(folder / CARD_MD_FILE, render_markdown(card))
     return folder
@@ -282,7 +274,7 @@ def write_card(card: dict[str, Any], folder: str | Path) -> Path:
     _, metadata = _read_tensors(folder / WEIGHTS_FILE)
     if json.loads(metadata.get("architecture", "null") or "null") != json.loads(architecture_key(card)):
         raise ModelError(f"{folder}: the new card's architecture does not match the weights'")
-    card = dict(card, weights_sha256=_sha256(folder / WEIGHTS_FILE))
+    card = dict(card, weights_sha256=sha256_file(folder / WEIGHTS_FILE))
     write_text_atomic(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=False, default=str) + "\n")
     write_text_atomic(folder / CARD_MD_FILE, render_markdown(card))
     return folder
