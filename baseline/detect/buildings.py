@@ -27,14 +27,28 @@ from baseline.core.schemas import BUILDINGS_OUT
 from baseline.detect.instances import polygons_from_labels, separate_instances
 from baseline.detect.mosaic import BuildingMosaic
 from baseline.detect.nets import BUILDING_CHANNELS, BUILDING_HEIGHT_SCALE_M
-from baseline.detect.runtime import batches, model_on, prepare_chip, resolve_device, run_network
-from baseline.detect.shadows import shadow_heights
+from baseline.detect.runtime import (
+    batches,
+    model_on,
+    prepare_chip,
+    resample,
+    resolve_device,
+    run_network,
+)
+from baseline.detect.shadows import (
+    ShadowHeight,
+    chained_shadow_heights,
+    roof_darkness,
+    shadow_heights,
+)
 from baseline.detect.weights import LoadedModel
 
 log = logging.getLogger(__name__)
 
 NET_MULTIPLE = 32  # the U-Net's total stride
 LEARNED_SIGMA_FLOOR_M = 1.5
+MOSAIC_CHANNELS = (*BUILDING_CHANNELS, "brightness")
+"""What a building mosaic holds: the network's maps, then the input's mean reflectance (for roof shadows)."""
 
 
 def building_maps(output: np.ndarray) -> np.ndarray:
@@ -67,7 +81,24 @@ def add_chips_to_mosaic(
                 vh, vw = valid.shape[0] // s, valid.shape[1] // s
                 valid = valid[: vh * s, : vw * s].reshape(vh, s, vw, s).mean(axis=(1, 3)) > 0.5
             maps = building_maps(raw[:, :h, :w])
-            mosaic.add(item.chip, maps, valid[:h, :w])
+            bright = _brightness(item.chip, model.gsd_m, s)[:h, :w]
+            bh, bw = bright.shape
+            maps = np.concatenate([maps[:, :bh, :bw], bright[None]])
+            mosaic.add(item.chip, maps, valid[:bh, :bw])
+
+
+def _brightness(chip: Chip, model_gsd_m: float, stride: int) -> np.ndarray:
+    """Mean reflectance over the chip's bands on the model's output grid."""
+    pixels = chip.pixels[:, : chip.window.height, : chip.window.width].mean(axis=0, dtype=np.float32)
+    scale = model_gsd_m / chip.gsd_m
+    if abs(scale - 1.0) > 1e-3:
+        size = (max(1, round(pixels.shape[0] / scale)), max(1, round(pixels.shape[1] / scale)))
+        pixels = resample(pixels[None], size)[0]
+    if stride > 1:
+        h, w = -(-pixels.shape[0] // stride) * stride, -(-pixels.shape[1] // stride) * stride
+        padded = np.pad(pixels, ((0, h - pixels.shape[0]), (0, w - pixels.shape[1])), mode="edge")
+        pixels = padded.reshape(h // stride, stride, w // stride, stride).mean(axis=(1, 3))
+    return pixels
 
 
 def buildings_from_mosaic(
@@ -91,7 +122,7 @@ def buildings_from_mosaic(
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
-    extent, boundary, shadow, height = (maps[BUILDING_CHANNELS.index(k)] for k in BUILDING_CHANNELS)
+    extent, boundary, shadow, height, brightness = (maps[MOSAIC_CHANNELS.index(k)] for k in MOSAIC_CHANNELS)
     transform = mosaic.grid.transform
     pixel_m2 = abs(transform.a * transform.e - transform.b * transform.d)
     def instances(seed_m2: float) -> np.ndarray:
@@ -122,7 +153,7 @@ def buildings_from_mosaic(
     # of its dominant part rather than a blend of both.
     height_seed_m2 = float(pp.get("height_seed_m2", seed_m2))
     fine = labels if height_seed_m2 >= seed_m2 else instances(height_seed_m2)
-    dominant = _dominant_parts(labels, fine)
+    parts = _parts_by_size(labels, fine)
     if sun_elevation_deg is not None and sun_azimuth_deg is not None:
         shadow_h = shadow_heights(
             fine,
@@ -134,11 +165,30 @@ def buildings_from_mosaic(
             threshold=float(pp.get("shadow_threshold", 0.5)),
             min_rays=int(pp.get("min_shadow_rays", 3)),
             quantile=float(pp.get("shadow_quantile", 0.5)),
+            lower_quantile=float(pp.get("lower_bound_quantile", 0.5)),
         )
+        if bool(pp.get("roof_shadows", True)):
+            # buildings whose shadow falls on a neighbour: carry the rays over its roof
+            shadow_h = chained_shadow_heights(
+                fine,
+                shadow,
+                roof_darkness(brightness, fine),
+                transform,
+                sun_elevation_deg,
+                sun_azimuth_deg,
+                shadow_h,
+                valid=mosaic.covered,
+                threshold=float(pp.get("shadow_threshold", 0.5)),
+                darkness_threshold=float(pp.get("roof_shadow_darkness", 0.4)),
+                min_rays=int(pp.get("min_shadow_rays", 3)),
+                min_roof_run_px=float(pp.get("min_roof_run_px", 1.5)),
+            )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # calibrated bias of measured shadow lengths (from training renders), applied as a length
     length_offset = float(pp.get("shadow_length_offset_m", 0.0))
     tan_e = math.tan(math.radians(sun_elevation_deg)) if sun_elevation_deg else 0.0
+    use_lower = bool(pp.get("use_lower_bound", True))
+    clamp_measured = bool(pp.get("clamp_measured", True))
     rows = []
     inv = ~transform
     for k in index:
@@ -151,13 +201,19 @@ def buildings_from_mosaic(
             ri, ci = int(np.floor(row)), int(np.floor(col))
             if not (0 <= ri < labels.shape[0] and 0 <= ci < labels.shape[1] and mosaic.owned[ri, ci]):
                 continue
-        sh = shadow_h.get(dominant.get(int(k), -1))
+        sh = _measured_part(parts.get(int(k), []), shadow_h, float(pp.get("min_part_share", 0.2)))
         if sh is not None and np.isfinite(sh.height_m):
             h, sigma, source = max(sh.height_m + length_offset * tan_e, 0.0), sh.sigma_m, "shadow"
+            if clamp_measured and np.isfinite(sh.lower_bound_m):
+                h = max(h, sh.lower_bound_m + length_offset * tan_e)
         else:
             h = float(learned[k - 1])
             sigma = float(np.hypot(learned_mad[k - 1], learned_floor))
             source = "learned"
+            if sh is not None and np.isfinite(sh.upper_bound_m):
+                h = min(h, sh.upper_bound_m)
+            if sh is not None and use_lower and np.isfinite(sh.lower_bound_m):
+                h = max(h, sh.lower_bound_m + length_offset * tan_e)
         rows.append((poly, h, source, sigma, float(score[k - 1])))
     frame = gpd.GeoDataFrame(
         {
@@ -174,8 +230,8 @@ def buildings_from_mosaic(
     return frame[list(BUILDINGS_OUT)]
 
 
-def _dominant_parts(coarse: np.ndarray, fine: np.ndarray) -> dict[int, int]:
-    """For each coarse label, the fine label covering most of its pixels."""
+def _parts_by_size(coarse: np.ndarray, fine: np.ndarray) -> dict[int, list[tuple[int, float]]]:
+    """For each coarse label, its fine labels with the share of its pixels each covers, largest first."""
     both = (coarse > 0) & (fine > 0)
     if not both.any():
         return {}
@@ -183,8 +239,27 @@ def _dominant_parts(coarse: np.ndarray, fine: np.ndarray) -> dict[int, int]:
     keys, counts = np.unique(coarse[both].astype(np.int64) * base + fine[both], return_counts=True)
     c, f = keys // base, keys % base
     order = np.lexsort((-counts, c))
-    first = order[np.r_[True, np.diff(c[order]) != 0]]
-    return {int(a): int(b) for a, b in zip(c[first], f[first], strict=True)}
+    totals = np.bincount(c, weights=counts)
+    out: dict[int, list[tuple[int, float]]] = {}
+    for i in order:
+        out.setdefault(int(c[i]), []).append((int(f[i]), float(counts[i] / totals[c[i]])))
+    return out
+
+
+def _measured_part(
+    parts: list[tuple[int, float]], heights: dict[int, ShadowHeight], min_share: float
+) -> ShadowHeight | None:
+    """The height of a footprint's largest part that has a measured height (and covers ``min_share``).
+
+    Where the dominant part's shadow falls only on roofs, a smaller part of
+    the same footprint whose shadow reaches the ground still measures it;
+    when no part qualifies, the dominant part's bounds (if any) are returned.
+    """
+    for index, (label, share) in enumerate(parts):
+        sh = heights.get(label)
+        if sh is not None and np.isfinite(sh.height_m) and (index == 0 or share >= min_share):
+            return sh
+    return heights.get(parts[0][0]) if parts else None
 
 
 def empty_buildings(crs: object) -> gpd.GeoDataFrame:

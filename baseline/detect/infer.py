@@ -26,9 +26,13 @@ from affine import Affine
 
 from baseline.core.chips import Chip
 from baseline.core.schemas import VEHICLES_OUT
-from baseline.detect.buildings import add_chips_to_mosaic, buildings_from_mosaic, empty_buildings
+from baseline.detect.buildings import (
+    MOSAIC_CHANNELS,
+    add_chips_to_mosaic,
+    buildings_from_mosaic,
+    empty_buildings,
+)
 from baseline.detect.mosaic import BuildingMosaic
-from baseline.detect.nets import BUILDING_CHANNELS
 from baseline.detect.vehicles import detect_vehicles_per_chip
 from baseline.detect.weights import LoadedModel
 from baseline.errors import InvalidValueError
@@ -73,7 +77,7 @@ def detect_buildings(
     if not chips:
         return empty_buildings(crs)
     _check_same_frame(chips)
-    mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(BUILDING_CHANNELS))
+    mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
     add_chips_to_mosaic(chips, model, mosaic, device=device, batch_size=batch_size)
     pp = model.postprocess
     pp.update(postprocess or {})

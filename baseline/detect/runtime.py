@@ -49,7 +49,8 @@ class PreparedChip:
     width: int
 
 
-def _resample(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resample(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) to (C, *size): area averaging down, bilinear up."""
     t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
     if size[0] < array.shape[-2]:
         out = F.interpolate(t, size=size, mode="area")
@@ -69,8 +70,8 @@ def prepare_chip(chip: Chip, model: LoadedModel, multiple: int) -> PreparedChip:
     valid = chip.valid[:real_h, :real_w].astype(np.float32)
     if abs(scale - 1.0) > 1e-3:
         size = (max(1, round(real_h / scale)), max(1, round(real_w / scale)))
-        pixels = _resample(pixels, size)
-        valid = _resample(valid[None], size)[0]
+        pixels = resample(pixels, size)
+        valid = resample(valid[None], size)[0]
     valid_b = valid > 0.5
     mean = np.asarray(model.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(model.std, dtype=np.float32)[:, None, None]

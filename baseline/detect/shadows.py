@@ -93,6 +93,8 @@ class ShadowHeight:
     sigma_m: float
     rays_used: int
     rays_total: int
+    lower_bound_m: float = float("nan")
+    upper_bound_m: float = float("nan")
 
 
 def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -117,6 +119,75 @@ def trailing_edge_pixels(labels: np.ndarray, drow: float, dcol: float) -> tuple[
     return rows[edge], cols[edge]
 
 
+@dataclass
+class RayMeets:
+    """Per ray: the building it met in shadow (label, 0 if none), and where.
+
+    ``t_exit`` is where the ray left its own building and ``t_met`` the first
+    sample on the building it met, both in pixels along the ray from its start;
+    the ground run between them was all in shadow.
+    """
+
+    label: np.ndarray
+    t_met: np.ndarray
+    t_exit: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> RayMeets:
+        """No ray has met anything yet."""
+        return cls(np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.full(n, np.nan))
+
+
+def roof_shadow_runs(
+    labels: np.ndarray,
+    darkness: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    meets: RayMeets,
+    drow: float,
+    dcol: float,
+    *,
+    threshold: float,
+    step_px: float = 0.5,
+) -> np.ndarray:
+    """Horizontal distance (pixels, from the caster's edge) to where each ray's shadow ends on the roof it met.
+
+    ``darkness`` is the brightness of each pixel relative to the sunlit part of
+    its own roof (1 = sunlit); below ``threshold`` a roof pixel counts as
+    shadowed. A ray that met building B carries on over B's roof while it stays
+    dark: where it turns bright on B the shadow ends there (a measurement); a
+    ray whose first roof sample is already bright ends at B's wall (the caster
+    is no taller than B plus the ground run: an upper bound); a ray that leaves
+    B still in shadow is censored (NaN).
+    """
+    n = len(rows)
+    out = np.full(n, np.nan)
+    idx = np.flatnonzero(meets.label > 0)
+    if idx.size == 0:
+        return out
+    h, w = labels.shape
+    target = meets.label[idx]
+    t = meets.t_met[idx].copy()
+    wall = t - step_px / 2.0
+    r0, c0 = rows[idx].astype(float), cols[idx].astype(float)
+    for _ in range(int(math.hypot(h, w) / step_px) + 2):
+        if idx.size == 0:
+            break
+        ir = np.rint(r0 + t * drow).astype(np.int64)
+        ic = np.rint(c0 + t * dcol).astype(np.int64)
+        inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
+        lab = np.zeros(idx.size, dtype=np.int64)
+        dark = np.zeros(idx.size, dtype=bool)
+        lab[inside] = labels[ir[inside], ic[inside]]
+        dark[inside] = darkness[ir[inside], ic[inside]] < threshold
+        on_roof = lab == target
+        lit = on_roof & ~dark
+        out[idx[lit]] = np.maximum(t[lit] - step_px / 2.0, wall[lit]) - meets.t_exit[idx[lit]]
+        keep = on_roof & dark
+        idx, target, t, wall, r0, c0 = idx[keep], target[keep], t[keep] + step_px, wall[keep], r0[keep], c0[keep]
+    return out
+
+
 def ray_shadow_lengths(
     labels: np.ndarray,
     shadow: np.ndarray,
@@ -130,6 +201,7 @@ def ray_shadow_lengths(
     step_px: float = 0.5,
     max_px: float = 1000.0,
     bounds: np.ndarray | None = None,
+    meets: RayMeets | None = None,
 ) -> np.ndarray:
     """Shadow run length in pixels along (drow, dcol) from each start pixel; NaN where censored.
 
@@ -142,6 +214,10 @@ def ray_shadow_lengths(
     interpolation of the probability. Meeting any building, the image edge, an
     invalid pixel or ``max_px`` first censors the ray; a ray with no shadow at
     all just outside its building is censored too (a corner or a misfit edge).
+
+    ``meets`` receives, for each ray that met another building while still in
+    shadow, that building's label and where the ray left its own building and
+    met the other; :func:`roof_shadow_runs` carries such rays on over the roof.
     """
     h, w = labels.shape
     n = len(rows)
@@ -156,7 +232,10 @@ def ray_shadow_lengths(
     prev_p = np.ones(n)
     # building pixels count as shadow for interpolation, so an edge does not pull
     # the first ground sample below the threshold (meeting a building censors anyway)
-    shadow = np.where(labels > 0, 1.0, shadow).astype(np.float32)
+    # and so do invalid pixels: a shadow running into no-data must reach the
+    # invalid pixel (and be censored there), not end early on interpolation
+    solid = labels > 0 if valid is None else (labels > 0) | ~valid
+    shadow = np.where(solid, 1.0, shadow).astype(np.float32)
     t = 0.01  # off the half-pixel ties of rounding
     max_steps = int(math.ceil(max_px / step_px)) + 4
     for _ in range(max_steps):
@@ -185,6 +264,11 @@ def ray_shadow_lengths(
         if bounds is not None:
             hit = censored & ok & (lab != 0) & ~exiting
             bounds[idx[hit]] = t - step_px / 2.0 - t_exit[idx[hit]]
+        if meets is not None:
+            hit = censored & ok & (lab > 0)
+            meets.label[idx[hit]] = lab[hit]
+            meets.t_met[idx[hit]] = t
+            meets.t_exit[idx[hit]] = t_exit[idx[hit]]
         ended = on_ground & ~censored & (p < threshold)
         # no shadow right at the edge: not a measurement
         empty = ended & exiting
@@ -214,6 +298,7 @@ def shadow_heights(
     max_height_m: float = 250.0,
     min_rays: int = 3,
     quantile: float = 0.5,
+    lower_quantile: float = 0.5,
 ) -> dict[int, ShadowHeight]:
     """Per-label heights from the shadow map (probabilities) on the label grid.
 
@@ -229,24 +314,148 @@ def shadow_heights(
     tan_e = math.tan(math.radians(sun_elevation_deg))
     rows, cols = trailing_edge_pixels(labels, drow, dcol)
     max_px = max_height_m / tan_e / metres_per_px
+    bounds = np.full(len(rows), np.nan)
     lengths = ray_shadow_lengths(
-        labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold, max_px=max_px
+        labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold, max_px=max_px, bounds=bounds
     )
     heights = lengths * metres_per_px * tan_e
+    lower = bounds * metres_per_px * tan_e
     own = labels[rows, cols]
     quant = 0.5 * metres_per_px * tan_e
     out: dict[int, ShadowHeight] = {}
     order = np.argsort(own, kind="stable")
-    own_sorted, heights_sorted = own[order], heights[order]
-    bounds = np.flatnonzero(np.diff(own_sorted)) + 1
-    for group_h, group_lab in zip(np.split(heights_sorted, bounds), np.split(own_sorted, bounds), strict=True):
+    own_sorted, heights_sorted, lower_sorted = own[order], heights[order], lower[order]
+    splits = np.flatnonzero(np.diff(own_sorted)) + 1
+    groups = zip(
+        np.split(heights_sorted, splits), np.split(lower_sorted, splits), np.split(own_sorted, splits), strict=True
+    )
+    for group_h, group_lb, group_lab in groups:
         if group_lab.size == 0:
             continue
         good = group_h[np.isfinite(group_h)]
+        lb = group_lb[np.isfinite(group_lb)]
+        lower_m = float(np.quantile(lb, lower_quantile)) if lb.size >= min_rays else float("nan")
         if good.size >= min_rays:
             med = float(np.quantile(good, quantile))
             mad = float(np.median(np.abs(good - med))) * 1.4826
-            out[int(group_lab[0])] = ShadowHeight(med, float(math.hypot(mad, quant)), int(good.size), int(group_h.size))
+            out[int(group_lab[0])] = ShadowHeight(
+                med, float(math.hypot(mad, quant)), int(good.size), int(group_h.size), lower_m
+            )
         else:
-            out[int(group_lab[0])] = ShadowHeight(float("nan"), float("nan"), int(good.size), int(group_h.size))
+            out[int(group_lab[0])] = ShadowHeight(
+                float("nan"), float("nan"), int(good.size), int(group_h.size), lower_m
+            )
+    return out
+
+
+def roof_darkness(brightness: np.ndarray, labels: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+    """Each roof pixel's brightness relative to the sunlit part of its roof (1.0 off roofs).
+
+    The sunlit level of a roof is a high ``quantile`` of its pixels, so a roof
+    half in a neighbour's shadow still has its sunlit half as the reference.
+    """
+    out = np.ones(labels.shape, dtype=np.float32)
+    n = int(labels.max())
+    if n == 0:
+        return out
+    on = labels > 0
+    lab, val = labels[on], brightness[on]
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
+    ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
+    level = np.full(n + 1, np.nan, dtype=np.float32)
+    has = ends > starts
+    pick = starts + np.floor((ends - starts - 1) * quantile).astype(np.int64)
+    level[1:][has] = val[pick[has]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = brightness[on] / level[labels[on]]
+    out[on] = np.where(np.isfinite(ratio), ratio, 1.0)
+    return out
+
+
+def chained_shadow_heights(
+    labels: np.ndarray,
+    shadow: np.ndarray,
+    darkness: np.ndarray,
+    transform: Affine,
+    sun_elevation_deg: float,
+    sun_azimuth_deg: float,
+    known: dict[int, ShadowHeight],
+    *,
+    valid: np.ndarray | None = None,
+    threshold: float = 0.5,
+    darkness_threshold: float = 0.4,
+    min_rays: int = 3,
+    passes: int = 3,
+    max_height_m: float = 250.0,
+    min_roof_run_px: float = 1.5,
+) -> dict[int, ShadowHeight]:
+    """``known`` with heights added for buildings whose shadow falls on a neighbour's roof.
+
+    A roof point of building A at height ``hA`` shades a neighbour B (height
+    ``hB``) until the horizontal distance ``(hA - hB) / tan(elevation)`` from
+    A's edge, so where A's rays cross the ground in shadow, meet B and carry on
+    over B's darkened roof, the point where the roof turns bright gives
+    ``hA = hB + distance * tan(elevation)``. A ray whose shadow stops at B's
+    wall gives an upper bound ``hB + ground run * tan(elevation)`` instead.
+    ``hB`` comes from B's own ground shadow, or from this same chaining in an
+    earlier pass (up to ``passes``). Buildings that already have a height keep it.
+    """
+    out = dict(known)
+    drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
+    east, north = pixel_to_vector(transform, drow, dcol)
+    to_m = float(math.hypot(east, north)) * math.tan(math.radians(sun_elevation_deg))
+    rows, cols = trailing_edge_pixels(labels, drow, dcol)
+    own = labels[rows, cols]
+    unresolved = np.array([not (lab in out and np.isfinite(out[lab].height_m)) for lab in own], dtype=bool)
+    rows, cols, own = rows[unresolved], cols[unresolved], own[unresolved]
+    if own.size == 0:
+        return out
+    meets = RayMeets.empty(own.size)
+    ray_shadow_lengths(
+        labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold,
+        max_px=max_height_m / to_m, meets=meets,
+    )
+    run = roof_shadow_runs(labels, darkness, rows, cols, meets, drow, dcol, threshold=darkness_threshold)
+    ground = np.maximum(meets.t_met - 0.25 - meets.t_exit, 0.0)
+    roof_run = run - ground
+    at_wall = roof_run <= 1e-6
+    # a shadow that covers only a pixel or so of roof is not told from a dark rim
+    ambiguous = ~at_wall & (roof_run < min_roof_run_px)
+    quant = 0.5 * to_m
+    for _ in range(passes):
+        height_of = np.full(int(labels.max()) + 1, np.nan)
+        sigma_of = np.full_like(height_of, np.nan)
+        for lab, sh in out.items():
+            if np.isfinite(sh.height_m):
+                height_of[lab], sigma_of[lab] = sh.height_m, sh.sigma_m
+        base = height_of[meets.label]
+        usable = np.isfinite(base) & np.isfinite(run) & (meets.label > 0)
+        estimate = base + run * to_m
+        added = 0
+        for lab in np.unique(own):
+            if lab in out and np.isfinite(out[lab].height_m):
+                continue
+            mine = own == lab
+            measured = mine & usable & ~at_wall & ~ambiguous
+            bounded = mine & usable & at_wall
+            prior = out.get(int(lab), ShadowHeight(float("nan"), float("nan"), 0, int(mine.sum())))
+            if measured.sum() >= min_rays:
+                values = estimate[measured]
+                med = float(np.median(values))
+                mad = float(np.median(np.abs(values - med))) * 1.4826
+                chain = float(np.nanmedian(sigma_of[meets.label[measured]]))
+                out[int(lab)] = ShadowHeight(
+                    med, float(np.sqrt(mad**2 + chain**2 + quant**2)), int(measured.sum()), prior.rays_total,
+                    prior.lower_bound_m, prior.upper_bound_m,
+                )
+                added += 1
+            elif bounded.sum() >= min_rays:
+                upper = float(np.median(estimate[bounded]))
+                out[int(lab)] = ShadowHeight(
+                    prior.height_m, prior.sigma_m, prior.rays_used, prior.rays_total, prior.lower_bound_m, upper
+                )
+        if added == 0:
+            break
     return out

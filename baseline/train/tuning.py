@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from baseline.detect.buildings import add_chips_to_mosaic, buildings_from_mosaic
+from baseline.detect.buildings import MOSAIC_CHANNELS, add_chips_to_mosaic, buildings_from_mosaic
 from baseline.detect.mosaic import BuildingMosaic
-from baseline.detect.nets import BUILDING_CHANNELS
 from baseline.detect.weights import DEFAULT_TILING, LoadedModel
 from baseline.evaluate import match_buildings
 from baseline.train.chipping import scene_chips
@@ -52,7 +51,7 @@ def tune_building_postprocess(
     mosaics = []
     for scene in scenes:
         chips = scene_chips(scene, model.gsd_m, int(tiling["chip_px"]), int(tiling["overlap_px"]))
-        mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(BUILDING_CHANNELS))
+        mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
         add_chips_to_mosaic(chips, model, mosaic, device=device)
         mosaics.append((scene, mosaic))
     scores: dict[str, float] = {}

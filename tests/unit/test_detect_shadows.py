@@ -10,7 +10,13 @@ from rasterio import features
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from baseline.detect.shadows import ground_shadow, rasterize_ground_shadow, shadow_heights
+from baseline.detect.shadows import (
+    chained_shadow_heights,
+    ground_shadow,
+    rasterize_ground_shadow,
+    roof_darkness,
+    shadow_heights,
+)
 
 GSD = 0.3
 T = from_origin(0.0, 120.0, GSD, GSD)
@@ -59,3 +65,61 @@ def test_rays_leaving_the_valid_area_are_censored() -> None:
     valid[:150, :] = False  # north of y = 75 m is unseen
     result = shadow_heights(_labels([building]), shadow, T, 40.0, 180.0, valid=valid)[1]
     assert result.rays_used == 0
+
+
+def test_a_shadow_map_that_fades_at_the_no_data_edge_still_censors_its_rays() -> None:
+    # mosaics hold 0 where nothing was seen; next to a diagonal no-data edge a
+    # ray's interpolated sample mixes those zeros in, and the ray must go on to
+    # the unseen pixel (censored) rather than end on the mix
+    building = box(45.0, 45.0, 70.0, 65.0)
+    shadow = rasterize_ground_shadow([building], np.array([20.0]), 40.0, 135.0, T, SHAPE).astype(np.float32)
+    rows, cols = np.indices(SHAPE)
+    valid = rows + cols >= 330  # the shadow runs north-west into the unseen corner
+    shadow[~valid] = 0.0
+    result = shadow_heights(_labels([building]), shadow, T, 40.0, 135.0, valid=valid)[1]
+    assert result.rays_used < 3
+
+
+def _roof_scene(h_tall: float, h_low: float, gap_m: float):
+    """A tall box south of a lower one under a 40 degree sun from the south: maps as a mosaic holds them."""
+    tall = box(45.0, 45.0, 70.0, 65.0)
+    low = box(40.0, 65.0 + gap_m, 75.0, 65.0 + gap_m + 30.0)
+    heights = np.array([h_tall, h_low])
+    labels = _labels([tall, low])
+    shadow = rasterize_ground_shadow([tall, low], heights, 40.0, 180.0, T, SHAPE).astype(np.float32)
+    brightness = np.full(SHAPE, 0.5, dtype=np.float32)
+    brightness[shadow > 0] = 0.15
+    reach = (h_tall - h_low) / math.tan(math.radians(40.0))  # shadow reach above the low roof
+    if reach > 0:
+        roof_shade = features.rasterize([(tall.union(box(45.0, 65.0, 70.0, 65.0 + reach)), 1)], out_shape=SHAPE,
+                                        transform=T).astype(bool) & (labels == 2)
+        brightness[roof_shade] = 0.15
+    return labels, shadow, brightness
+
+
+def test_roof_darkness_is_relative_to_the_sunlit_part_of_each_roof() -> None:
+    labels, _, brightness = _roof_scene(25.0, 10.0, 5.0)
+    dark = roof_darkness(brightness * np.where(labels == 1, 2.0, 1.0), labels)
+    assert dark[labels == 0].min() == 1.0
+    assert np.median(dark[labels == 1]) == pytest.approx(1.0)
+    assert dark[labels == 2].min() == pytest.approx(0.3, abs=0.01)  # shaded part of the low roof
+
+
+def test_a_shadow_falling_on_a_lower_roof_measures_the_taller_building() -> None:
+    labels, shadow, brightness = _roof_scene(25.0, 10.0, 5.0)
+    first = shadow_heights(labels, shadow, T, 40.0, 180.0)
+    assert math.isnan(first[1].height_m)  # every ground ray meets the low building
+    assert first[2].height_m == pytest.approx(10.0, abs=0.6)
+    chained = chained_shadow_heights(labels, shadow, roof_darkness(brightness, labels), T, 40.0, 180.0, first)
+    assert chained[1].height_m == pytest.approx(25.0, abs=1.0)
+    assert chained[1].rays_used >= 10
+    assert chained[2] == first[2]  # measured heights are kept
+
+
+def test_a_shadow_stopping_at_a_taller_wall_gives_only_an_upper_bound() -> None:
+    labels, shadow, brightness = _roof_scene(8.0, 10.0, 5.0)
+    first = shadow_heights(labels, shadow, T, 40.0, 180.0)
+    chained = chained_shadow_heights(labels, shadow, roof_darkness(brightness, labels), T, 40.0, 180.0, first)
+    assert math.isnan(chained[1].height_m)
+    # no taller than the wall it shades plus the shaded gap: 10 + 5 tan(40)
+    assert chained[1].upper_bound_m == pytest.approx(10.0 + 5.0 * math.tan(math.radians(40.0)), abs=0.6)
