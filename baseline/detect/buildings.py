@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 NET_MULTIPLE = 32  # the U-Net's total stride
 LEARNED_SIGMA_FLOOR_M = 1.5
+SHADOW_GAP_M = 2.4
+"""Lit stretches a shadow ray crosses and goes on (a car or a tree crown standing in the shadow)."""
 MOSAIC_CHANNELS = (*BUILDING_CHANNELS, "brightness")
 """What a building mosaic holds: the network's maps, then the input's mean reflectance (for roof shadows)."""
 
@@ -118,7 +120,9 @@ def buildings_from_mosaic(
     (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
     ``shadow_quantile`` (which ray estimate), ``shadow_length_offset_m`` (calibrated on
     training renders) and
-    ``learned_height_sigma_m`` (the card's ``postprocess`` block).
+    ``learned_height_sigma_m``, ``shadow_gap_m`` (lit stretches a ray bridges),
+    ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness`` and
+    ``min_roof_run_px`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
@@ -166,6 +170,7 @@ def buildings_from_mosaic(
             min_rays=int(pp.get("min_shadow_rays", 3)),
             quantile=float(pp.get("shadow_quantile", 0.5)),
             lower_quantile=float(pp.get("lower_bound_quantile", 0.5)),
+            max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
         )
         if bool(pp.get("roof_shadows", True)):
             # buildings whose shadow falls on a neighbour: carry the rays over its roof
@@ -182,6 +187,7 @@ def buildings_from_mosaic(
                 darkness_threshold=float(pp.get("roof_shadow_darkness", 0.4)),
                 min_rays=int(pp.get("min_shadow_rays", 3)),
                 min_roof_run_px=float(pp.get("min_roof_run_px", 1.5)),
+                max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # calibrated bias of measured shadow lengths (from training renders), applied as a length

@@ -202,6 +202,7 @@ def ray_shadow_lengths(
     max_px: float = 1000.0,
     bounds: np.ndarray | None = None,
     meets: RayMeets | None = None,
+    max_gap_px: float = 0.0,
 ) -> np.ndarray:
     """Shadow run length in pixels along (drow, dcol) from each start pixel; NaN where censored.
 
@@ -230,6 +231,8 @@ def ray_shadow_lengths(
     c0 = cols.astype(float)
     t_exit = np.full(n, np.nan)
     prev_p = np.ones(n)
+    pending = np.full(n, np.nan)  # shadow length if the lit stretch now being crossed is the end
+    gap_from = np.full(n, np.nan)  # where that lit stretch began
     # building pixels count as shadow for interpolation, so an edge does not pull
     # the first ground sample below the threshold (meeting a building censors anyway)
     # and so do invalid pixels: a shadow running into no-data must reach the
@@ -261,27 +264,37 @@ def ray_shadow_lengths(
         p[inside] = _bilinear(shadow, rc[inside], cc2[inside])
         on_ground = ~still_own
         censored = on_ground & ((lab != 0) | ~ok)
+        in_gap = np.isfinite(gap_from[idx])
         if bounds is not None:
-            hit = censored & ok & (lab != 0) & ~exiting
+            hit = censored & ok & (lab != 0) & ~exiting & ~in_gap
             bounds[idx[hit]] = t - step_px / 2.0 - t_exit[idx[hit]]
         if meets is not None:
-            hit = censored & ok & (lab > 0)
+            hit = censored & ok & (lab > 0) & ~in_gap
             meets.label[idx[hit]] = lab[hit]
             meets.t_met[idx[hit]] = t
             meets.t_exit[idx[hit]] = t_exit[idx[hit]]
-        ended = on_ground & ~censored & (p < threshold)
+        dark = on_ground & ~censored & (p >= threshold)
+        gap_from[idx[dark & in_gap]] = np.nan  # the shadow resumed: the lit stretch was an object in it
+        pending[idx[dark & in_gap]] = np.nan
+        lit = on_ground & ~censored & (p < threshold)
         # no shadow right at the edge: not a measurement
-        empty = ended & exiting
-        done_ok = ended & ~exiting
-        if done_ok.any():
-            j = idx[done_ok]
-            pp, pc = prev_p[j], p[done_ok]
+        empty = lit & exiting
+        opens = lit & ~exiting & ~in_gap
+        if opens.any():
+            j = idx[opens]
+            pp, pc = prev_p[j], p[opens]
             frac = np.where(pp > pc, (pp - threshold) / np.maximum(pp - pc, 1e-6), 0.5)
             t_end = t - step_px + np.clip(frac, 0.0, 1.0) * step_px
-            result[j] = np.maximum(t_end - t_exit[j], 0.0)
+            pending[j] = np.maximum(t_end - t_exit[j], 0.0)
+            gap_from[j] = t
         prev_p[idx] = p
         too_far = (t - np.nan_to_num(t_exit[idx], nan=t)) >= max_px
-        finished = censored | ended | empty | too_far
+        gap_over = np.isfinite(gap_from[idx]) & (t - np.nan_to_num(gap_from[idx], nan=t) >= max_gap_px)
+        # a shadow that ended before a lit stretch longer than the gap, or before
+        # the ray met something in the lit stretch, ended where it went lit
+        closes = np.isfinite(pending[idx]) & (gap_over | censored | too_far)
+        result[idx[closes]] = pending[idx[closes]]
+        finished = censored | empty | too_far | closes
         idx = idx[~finished]
     return result
 
@@ -299,6 +312,7 @@ def shadow_heights(
     min_rays: int = 3,
     quantile: float = 0.5,
     lower_quantile: float = 0.5,
+    max_gap_m: float = 0.0,
 ) -> dict[int, ShadowHeight]:
     """Per-label heights from the shadow map (probabilities) on the label grid.
 
@@ -316,7 +330,8 @@ def shadow_heights(
     max_px = max_height_m / tan_e / metres_per_px
     bounds = np.full(len(rows), np.nan)
     lengths = ray_shadow_lengths(
-        labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold, max_px=max_px, bounds=bounds
+        labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold, max_px=max_px, bounds=bounds,
+        max_gap_px=max_gap_m / metres_per_px,
     )
     heights = lengths * metres_per_px * tan_e
     lower = bounds * metres_per_px * tan_e
@@ -390,6 +405,7 @@ def chained_shadow_heights(
     passes: int = 3,
     max_height_m: float = 250.0,
     min_roof_run_px: float = 1.5,
+    max_gap_m: float = 0.0,
 ) -> dict[int, ShadowHeight]:
     """``known`` with heights added for buildings whose shadow falls on a neighbour's roof.
 
@@ -405,7 +421,8 @@ def chained_shadow_heights(
     out = dict(known)
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
     east, north = pixel_to_vector(transform, drow, dcol)
-    to_m = float(math.hypot(east, north)) * math.tan(math.radians(sun_elevation_deg))
+    metres_per_px = float(math.hypot(east, north))
+    to_m = metres_per_px * math.tan(math.radians(sun_elevation_deg))
     rows, cols = trailing_edge_pixels(labels, drow, dcol)
     own = labels[rows, cols]
     unresolved = np.array([not (lab in out and np.isfinite(out[lab].height_m)) for lab in own], dtype=bool)
@@ -415,7 +432,7 @@ def chained_shadow_heights(
     meets = RayMeets.empty(own.size)
     ray_shadow_lengths(
         labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold,
-        max_px=max_height_m / to_m, meets=meets,
+        max_px=max_height_m / to_m, meets=meets, max_gap_px=max_gap_m / metres_per_px,
     )
     run = roof_shadow_runs(labels, darkness, rows, cols, meets, drow, dcol, threshold=darkness_threshold)
     ground = np.maximum(meets.t_met - 0.25 - meets.t_exit, 0.0)

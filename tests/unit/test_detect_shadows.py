@@ -123,3 +123,16 @@ def test_a_shadow_stopping_at_a_taller_wall_gives_only_an_upper_bound() -> None:
     assert math.isnan(chained[1].height_m)
     # no taller than the wall it shades plus the shaded gap: 10 + 5 tan(40)
     assert chained[1].upper_bound_m == pytest.approx(10.0 + 5.0 * math.tan(math.radians(40.0)), abs=0.6)
+
+
+def test_a_lit_object_standing_in_the_shadow_is_bridged_up_to_the_gap() -> None:
+    building = box(45.0, 45.0, 70.0, 65.0)
+    shadow = rasterize_ground_shadow([building], np.array([20.0]), 40.0, 180.0, T, SHAPE).astype(np.float32)
+    # a 1.5 m lit strip (a car roof) across the whole shadow, 8 m north of the wall
+    car = features.rasterize([(box(40.0, 73.0, 75.0, 74.5), 1)], out_shape=SHAPE, transform=T).astype(bool)
+    shadow[car] = 0.0
+    labels = _labels([building])
+    cut = shadow_heights(labels, shadow, T, 40.0, 180.0)[1]
+    bridged = shadow_heights(labels, shadow, T, 40.0, 180.0, max_gap_m=2.4)[1]
+    assert cut.height_m == pytest.approx(8.0 * math.tan(math.radians(40.0)), abs=0.6)
+    assert bridged.height_m == pytest.approx(20.0, abs=1.0)
