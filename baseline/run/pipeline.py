@@ -31,7 +31,7 @@ from baseline.classify import classify_vehicles
 from baseline.config.catalog import load_city
 from baseline.config.schema import RunConfig
 from baseline.context.osm import load_osm_context
-from baseline.core.hashing import sha256_file
+from baseline.core.hashing import code_digest, sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.detect.weights import ModelRef, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
@@ -185,7 +185,7 @@ def run_pipeline(
     v_ref = ModelRef(**{**v_ref.__dict__, "chip_px": v_ref.chip_px or config.preprocess.chip_px})
     cards = [read_card(r.name, r.version, models_dir) for r in (b_ref, v_ref)]
     run_key = _digest(config.config_hash(), str(scene_dir), scene.checksum, s2_scene.checksum if s2_scene else None,
-                      b_ref.__dict__, v_ref.__dict__, [c.get("weights_sha256") for c in cards], __version__)
+                      b_ref.__dict__, v_ref.__dict__, cards, __version__, code_digest())
     if _already_complete(out, run_key):
         progress.note(f"{out} already holds this run's outputs (same config, inputs and models): nothing to do")
         return RunSummary(out=out, skipped=True)

@@ -178,9 +178,13 @@ def train_buildings(
     card["limits"] = (
         "Trained on synthetic renders of one city only; expect lower accuracy on real imagery. Touching "
         "buildings are split only where the image shows a seam (a roof rim, a change of roof or height); "
-        "heights assume flat ground, vertical walls and a nadir view, and buildings whose shadow falls "
-        "entirely on other buildings get the learned height, which is much less accurate. Buildings "
-        "larger than a tile's halo can be cut at tile edges."
+        "heights assume flat ground, vertical walls and a nadir view. A building whose shadow falls on "
+        "a lower neighbour's roof is measured from where that roof turns sunlit (once the neighbour's "
+        "own height is known); one whose shadow only meets taller walls gets the learned height, "
+        "clamped by the bounds its shadow gives, which is much less accurate. The shadow head was "
+        "trained on renders with the sun at 30-60 degrees from the south-east to south-west; a low "
+        "sun from the west (33 degrees at azimuth 240, seed 2026) measured F1 0.77 and height MAE 4.1 m. "
+        "Buildings larger than a tile's halo can be cut at tile edges."
     )
     card.update(
         architecture=arch,

@@ -1,11 +1,11 @@
 """The main job, end to end, scored against the rendered scene's exact truth.
 
 The end-to-end issue asks for building F1 >= 0.80, height MAE <= 2.5 m,
-vehicle F1 >= 0.85 and on-road share error <= 0.05. The vehicle figures are
-asserted at those thresholds. The shipped building model 1.0.0 measures F1 0.80
-and height MAE 3.1 m on the demo, so the building floors here (F1 >= 0.75,
-height MAE <= 3.5 m) guard against regressions and are not the acceptance
-figures: raise them to the issue's when a better model ships.
+vehicle F1 >= 0.85 and on-road share error <= 0.05, on the demo and on a
+scene with another seed and sun position; these tests assert exactly those.
+The demo measured F1 0.819 and height MAE 2.40 m with buildings-unet 1.0.0
+and its roof-shadow post-processing, so the building margins are thin: a
+change that costs accuracy shows here first.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ TABLES = ("buildings.parquet", "vehicles.parquet", "indicators_city.parquet", "i
 
 
 def _assert_thresholds(metrics: dict) -> None:
-    assert metrics["building_f1"] >= 0.75, metrics  # issue target 0.80; see the module docstring
-    assert metrics["height_mae_m"] <= 3.5, metrics  # issue target 2.5 m; see the module docstring
+    assert metrics["building_f1"] >= 0.80, metrics
+    assert metrics["height_mae_m"] <= 2.5, metrics
     assert metrics["vehicle_f1"] >= 0.85, metrics
     assert metrics["on_road_share_error"] <= 0.05, metrics
 
