@@ -193,8 +193,6 @@ def buildings_from_mosaic(
     # calibrated bias of measured shadow lengths (from training renders), applied as a length
     length_offset = float(pp.get("shadow_length_offset_m", 0.0))
     tan_e = math.tan(math.radians(sun_elevation_deg)) if sun_elevation_deg else 0.0
-    use_lower = bool(pp.get("use_lower_bound", True))
-    clamp_measured = bool(pp.get("clamp_measured", True))
     rows = []
     inv = ~transform
     for k in index:
@@ -210,7 +208,7 @@ def buildings_from_mosaic(
         sh = _measured_part(parts.get(int(k), []), shadow_h, float(pp.get("min_part_share", 0.2)))
         if sh is not None and np.isfinite(sh.height_m):
             h, sigma, source = max(sh.height_m + length_offset * tan_e, 0.0), sh.sigma_m, "shadow"
-            if clamp_measured and np.isfinite(sh.lower_bound_m):
+            if np.isfinite(sh.lower_bound_m):
                 h = max(h, sh.lower_bound_m + length_offset * tan_e)
         else:
             h = float(learned[k - 1])
@@ -218,7 +216,7 @@ def buildings_from_mosaic(
             source = "learned"
             if sh is not None and np.isfinite(sh.upper_bound_m):
                 h = min(h, sh.upper_bound_m)
-            if sh is not None and use_lower and np.isfinite(sh.lower_bound_m):
+            if sh is not None and np.isfinite(sh.lower_bound_m):
                 h = max(h, sh.lower_bound_m + length_offset * tan_e)
         rows.append((poly, h, source, sigma, float(score[k - 1])))
     frame = gpd.GeoDataFrame(
