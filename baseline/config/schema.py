@@ -74,6 +74,10 @@ class DetectSpec(_Strict):
     vehicles_version: str | None = Field(None, description="Model version; default the newest.")
     batch_size: int = Field(8, ge=1, description="Chips per inference batch.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where models run.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Numeric precision: auto is bf16 where the device runs it natively, else fp32."
+    )
+    channels_last: bool = Field(True, description="Run networks in channels-last memory layout (faster convolutions).")
     building_score_min: float | None = Field(
         None, ge=0, le=1, description="Drop buildings scored below this; default keeps every instance found."
     )

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 
+REFLECTANCE_MAX = 1.5
+"""Reflectance is clipped here: above it is sensor saturation or glint, not signal."""
+
 
 @dataclass(frozen=True)
 class ChipWindow:
@@ -78,9 +81,11 @@ def plan_windows(rows: int, cols: int, size: int, overlap: int) -> list[ChipWind
 class Chip:
     """One preprocessed window, ready for a model.
 
-    ``pixels`` is ``(band, y, x)`` float32 reflectance in [0, 1] (or as the
-    model's normaliser left it); ``valid`` is ``(y, x)`` bool; ``transform`` maps
-    chip pixels to the scene CRS.
+    ``pixels`` is ``(band, y, x)``: either the sensor's integer counts (uint8
+    or uint16, as read, so that only those bytes travel to the accelerator and
+    are normalised there) with ``dn_scale`` the reflectance of one count, or
+    float32 reflectance with ``dn_scale`` 1. Invalid pixels are 0. ``valid`` is
+    ``(y, x)`` bool; ``transform`` maps chip pixels to the scene CRS.
     """
 
     scene_id: str
@@ -89,3 +94,11 @@ class Chip:
     valid: np.ndarray
     transform: Affine
     gsd_m: float
+    dn_scale: float = 1.0
+
+    @property
+    def reflectance(self) -> np.ndarray:
+        """``pixels`` as float32 reflectance (a view when they already are)."""
+        if self.pixels.dtype == np.float32 and self.dn_scale == 1.0:
+            return self.pixels
+        return np.minimum(self.pixels.astype(np.float32) * np.float32(self.dn_scale), np.float32(REFLECTANCE_MAX))

@@ -28,12 +28,12 @@ from baseline.detect.instances import polygons_from_labels, separate_instances
 from baseline.detect.mosaic import BuildingMosaic
 from baseline.detect.nets import BUILDING_CHANNELS, BUILDING_HEIGHT_SCALE_M
 from baseline.detect.runtime import (
-    batches,
-    model_on,
+    FP32,
+    InferenceSettings,
     prepare_chip,
     resample,
     resolve_device,
-    run_network,
+    run_batches,
 )
 from baseline.detect.shadows import (
     ShadowHeight,
@@ -68,17 +68,16 @@ def add_chips_to_mosaic(
     *,
     device: str | torch.device = "auto",
     batch_size: int = 8,
+    settings: InferenceSettings = FP32,
 ) -> None:
     """Run the building model over ``chips`` and add their maps to ``mosaic``."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    model_on(model, dev)
     s = model.output_stride
     prepared = [prepare_chip(c, model, NET_MULTIPLE * s) for c in chips]
-    for batch in batches(prepared, batch_size):
-        out = run_network(model, batch, dev)
+    for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings):
         for item, raw in zip(batch, out, strict=True):
             h, w = -(-item.height // s), -(-item.width // s)
-            valid = item.valid
+            valid = item.padded
             if s > 1:  # valid where most of the folded input pixels are
                 vh, vw = valid.shape[0] // s, valid.shape[1] // s
                 valid = valid[: vh * s, : vw * s].reshape(vh, s, vw, s).mean(axis=(1, 3)) > 0.5
@@ -91,7 +90,7 @@ def add_chips_to_mosaic(
 
 def _brightness(chip: Chip, model_gsd_m: float, stride: int) -> np.ndarray:
     """Mean reflectance over the chip's bands on the model's output grid."""
-    pixels = chip.pixels[:, : chip.window.height, : chip.window.width].mean(axis=0, dtype=np.float32)
+    pixels = chip.reflectance[:, : chip.window.height, : chip.window.width].mean(axis=0, dtype=np.float32)
     scale = model_gsd_m / chip.gsd_m
     if abs(scale - 1.0) > 1e-3:
         size = (max(1, round(pixels.shape[0] / scale)), max(1, round(pixels.shape[1] / scale)))

@@ -33,6 +33,7 @@ from baseline.detect.buildings import (
     empty_buildings,
 )
 from baseline.detect.mosaic import BuildingMosaic
+from baseline.detect.runtime import FP32, InferenceSettings
 from baseline.detect.vehicles import detect_vehicles_per_chip
 from baseline.detect.weights import LoadedModel
 from baseline.errors import InvalidValueError
@@ -65,6 +66,7 @@ def detect_buildings(
     batch_size: int = 8,
     scene_id: str | None = None,
     postprocess: dict | None = None,
+    settings: InferenceSettings = FP32,
 ) -> gpd.GeoDataFrame:
     """Buildings (footprint, height, height source and sigma, score) seen by ``chips``.
 
@@ -78,7 +80,7 @@ def detect_buildings(
         return empty_buildings(crs)
     _check_same_frame(chips)
     mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
-    add_chips_to_mosaic(chips, model, mosaic, device=device, batch_size=batch_size)
+    add_chips_to_mosaic(chips, model, mosaic, device=device, batch_size=batch_size, settings=settings)
     pp = model.postprocess
     pp.update(postprocess or {})
     return buildings_from_mosaic(
@@ -100,11 +102,12 @@ def detect_vehicles(
     device: str | torch.device = "auto",
     batch_size: int = 8,
     score_threshold: float | None = None,
+    settings: InferenceSettings = FP32,
 ) -> gpd.GeoDataFrame:
     """Vehicles seen by ``chips``, each counted once (in the chip whose core holds its centre)."""
     frames = detect_vehicles_per_chip(
         list(chips), model, crs=crs, band_time_offsets_s=band_time_offsets_s, device=device,
-        batch_size=batch_size, score_threshold=score_threshold,
+        batch_size=batch_size, score_threshold=score_threshold, settings=settings,
     )
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -19,7 +19,7 @@ import torch
 
 from baseline.core.scene import Scene
 from baseline.detect.infer import detect_buildings, detect_vehicles, keep_in_core
-from baseline.detect.runtime import resolve_device
+from baseline.detect.runtime import FP32, InferenceSettings, model_on, resolve_device
 from baseline.detect.weights import LoadedModel, ModelRef, load_model
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class Detectors:
     buildings: LoadedModel
     vehicles: LoadedModel
     device: torch.device
+    settings: InferenceSettings = FP32
 
     def detect_buildings(
         self, tile: PreparedTile, scene: Scene, *, batch_size: int = 8, score_min: float = 0.0, crs: object = None
@@ -50,7 +51,7 @@ class Detectors:
         frame = detect_buildings(
             tile.chips, self.buildings, crs=crs or scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
             sun_azimuth_deg=scene.sun_azimuth_deg, device=self.device, batch_size=batch_size,
-            scene_id=scene.scene_id,
+            scene_id=scene.scene_id, settings=self.settings,
         )
         frame = keep_in_core(frame, tile_core_bounds(tile))
         return frame[frame["score"] >= score_min].reset_index(drop=True)
@@ -62,7 +63,7 @@ class Detectors:
         """Vehicles whose centre lies in ``tile``'s core; ``score_min`` overrides the card's threshold."""
         frame = detect_vehicles(
             tile.chips, self.vehicles, crs=crs or scene.crs, band_time_offsets_s=scene.band_time_offsets_s,
-            device=self.device, batch_size=batch_size, score_threshold=score_min,
+            device=self.device, batch_size=batch_size, score_threshold=score_min, settings=self.settings,
         )
         return keep_in_core(frame, tile_core_bounds(tile))
 
@@ -71,15 +72,18 @@ _CACHE: dict[tuple, Detectors] = {}
 _LOCK = threading.Lock()
 
 
-def get_detectors(models_dir: str | Path | None, buildings: ModelRef, vehicles: ModelRef, device: str = "auto") -> Detectors:
-    """The process-wide :class:`Detectors` for these models and device (loaded on first use)."""
-    key = (str(models_dir), buildings.name, buildings.version, vehicles.name, vehicles.version, device)
+def get_detectors(
+    models_dir: str | Path | None, buildings: ModelRef, vehicles: ModelRef, device: str = "auto",
+    settings: InferenceSettings = FP32,
+) -> Detectors:
+    """The process-wide :class:`Detectors` for these models, device and settings (loaded on first use)."""
+    key = (str(models_dir), buildings.name, buildings.version, vehicles.name, vehicles.version, device, settings)
     with _LOCK:
         if key not in _CACHE:
             dev = resolve_device(device)
             b = load_model(buildings.name, buildings.version, models_dir)
             v = load_model(vehicles.name, vehicles.version, models_dir)
-            b.network.to(dev)
-            v.network.to(dev)
-            _CACHE[key] = Detectors(b, v, dev)
+            model_on(b, dev, settings)
+            model_on(v, dev, settings)
+            _CACHE[key] = Detectors(b, v, dev, settings)
         return _CACHE[key]

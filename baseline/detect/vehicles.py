@@ -35,11 +35,11 @@ from baseline.detect.motion import band_velocities
 from baseline.detect.nets import VEHICLE_CHANNELS, VEHICLE_STRIDE
 from baseline.detect.runtime import (
     CHIP_BANDS,
-    batches,
-    model_on,
+    FP32,
+    InferenceSettings,
     prepare_chip,
     resolve_device,
-    run_network,
+    run_batches,
 )
 from baseline.detect.weights import LoadedModel
 
@@ -202,7 +202,7 @@ def peaks_to_frame(
         offsets = [band_time_offsets_s.get(b) for b in CHIP_BANDS]
         if measure_motion and None not in offsets and len(x):
             v_axis, quality = band_velocities(
-                chip.pixels, rows_chip, cols_chip, p.axis_row, p.axis_col, p.length_m / chip.gsd_m,
+                chip.reflectance, rows_chip, cols_chip, p.axis_row, p.axis_col, p.length_m / chip.gsd_m,
                 p.width_m / chip.gsd_m, np.asarray(offsets, dtype=float), chip.gsd_m,
             )
             good = quality >= min_motion_score
@@ -240,15 +240,14 @@ def detect_vehicles_per_chip(
     batch_size: int = 8,
     score_threshold: float | None = None,
     owned_only: bool = True,
+    settings: InferenceSettings = FP32,
 ) -> list[gpd.GeoDataFrame]:
     """One vehicles table per chip (in input order), each holding only what that chip owns."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    model_on(model, dev)
     thr = float(score_threshold if score_threshold is not None else model.postprocess.get("score_threshold", 0.3))
     prepared = [prepare_chip(c, model, NET_MULTIPLE) for c in chips]
     result: dict[int, gpd.GeoDataFrame] = {}
-    for batch in batches(prepared, batch_size):
-        out = run_network(model, batch, dev)
+    for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings):
         for item, raw in zip(batch, out, strict=True):
             peaks = suppress_inside(decode_maps(raw, score_threshold=thr), model.gsd_m)
             # drop peaks in the padding

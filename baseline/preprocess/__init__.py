@@ -7,6 +7,6 @@ so memory per task stays flat whatever the city's size.
 """
 
 from baseline.preprocess.grid import CityGrid, TileSpec, city_grid_for, plan_tiles
-from baseline.preprocess.tiles import PreparedTile, prepare_tile
+from baseline.preprocess.tiles import PreparedTile, crop_tile, prepare_tile
 
-__all__ = ["CityGrid", "PreparedTile", "TileSpec", "city_grid_for", "plan_tiles", "prepare_tile"]
+__all__ = ["CityGrid", "PreparedTile", "TileSpec", "city_grid_for", "crop_tile", "plan_tiles", "prepare_tile"]

@@ -9,17 +9,19 @@ class bands), masks, normalises to reflectance and cuts overlapping chips.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
+from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import from_bounds
+from rasterio.windows import Window, from_bounds
 
-from baseline.core.chips import Chip, ChipWindow, plan_windows
+from baseline.core.chips import REFLECTANCE_MAX, Chip, ChipWindow, plan_windows
 from baseline.core.scene import Scene
 from baseline.errors import InputFileError
 from baseline.preprocess.grid import CityGrid, TileSpec
@@ -32,9 +34,11 @@ REFLECTANCE_BANDS = ("blue", "green", "red", "nir")
 class PreparedTile:
     """A tile's pixels on the city grid, its masks and its chips.
 
-    ``pixels`` is (band, y, x) float32 reflectance, 0 where invalid; ``valid``
-    excludes nodata and cloud; ``core_px`` is (row0, col0, row1, col1) of the
-    tile's own core inside this window.
+    ``pixels`` is (band, y, x) as the sensor stored it (integer counts,
+    kept compact until they reach the model's device), 0 where invalid, and
+    ``dn_scale`` the reflectance of one count; ``valid`` excludes nodata and
+    cloud; ``core_px`` is (row0, col0, row1, col1) of the tile's own core
+    inside this window.
     """
 
     tile_id: str
@@ -45,7 +49,13 @@ class PreparedTile:
     valid: np.ndarray
     in_image: np.ndarray
     core_px: tuple[int, int, int, int]
+    dn_scale: float = 1.0
     chips: list[Chip] = field(default_factory=list)
+
+    @property
+    def reflectance(self) -> np.ndarray:
+        """``pixels`` as float32 reflectance, clipped as the models expect."""
+        return np.minimum(self.pixels.astype(np.float32) * np.float32(self.dn_scale), np.float32(REFLECTANCE_MAX))
 
     @property
     def core_bounds(self) -> tuple[float, float, float, float]:
@@ -65,21 +75,100 @@ class PreparedTile:
         }
 
 
+def _aligned_offset(src: rasterio.DatasetReader, grid: CityGrid) -> tuple[int, int] | None:
+    """(col, row) of the grid's origin in ``src``'s pixels when ``src`` is on the grid already, else None.
+
+    On the grid means same CRS, same pixel size, no rotation and an integer
+    pixel offset: then a window of the grid is a window of the file, and the
+    read needs no warping at all (the common case: a scene in the city's UTM
+    zone at the model's GSD).
+    """
+    if src.crs is None or CRS.from_user_input(src.crs) != CRS.from_user_input(grid.crs):
+        return None
+    st, gt = src.transform, grid.transform
+    if st.b or st.d or not (math.isclose(st.a, gt.a, rel_tol=1e-9) and math.isclose(st.e, gt.e, rel_tol=1e-9)):
+        return None
+    col, row = (gt.c - st.c) / st.a, (gt.f - st.f) / st.e
+    if not (math.isclose(col, round(col), abs_tol=1e-6) and math.isclose(row, round(row), abs_tol=1e-6)):
+        return None
+    return round(col), round(row)
+
+
 def _read_on_grid(
     href: Path, bands: list[int], grid: CityGrid, bounds: tuple[float, float, float, float], resampling: Resampling
 ) -> tuple[np.ndarray, np.ndarray, Affine]:
-    """Read ``bands`` of ``href`` over ``bounds`` on ``grid``; also the warped validity mask."""
+    """Read ``bands`` of ``href`` over ``bounds`` on ``grid``; also the validity mask.
+
+    A file already on the grid is read directly (only the blocks the window
+    touches are decoded); any other goes through a ``WarpedVRT``.
+    """
     try:
         src = rasterio.open(href)
     except rasterio.errors.RasterioIOError as exc:
         raise InputFileError(href, f"cannot read ({exc})") from None
-    with src, WarpedVRT(
-        src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=resampling
-    ) as vrt:
+    with src:
         window = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
-        data = vrt.read(bands, window=window)
-        mask = vrt.dataset_mask(window=window) > 0
-        return data, mask, vrt.window_transform(window)
+        offset = _aligned_offset(src, grid)
+        if offset is not None:
+            return _read_aligned(src, bands, window, offset, grid)
+        with WarpedVRT(
+            src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=resampling
+        ) as vrt:
+            data = vrt.read(bands, window=window)
+            mask = vrt.dataset_mask(window=window) > 0
+            return data, mask, vrt.window_transform(window)
+
+
+def _read_aligned(
+    src: rasterio.DatasetReader, bands: list[int], window: Window, offset: tuple[int, int], grid: CityGrid
+) -> tuple[np.ndarray, np.ndarray, Affine]:
+    """The grid ``window`` of a file on the grid: read what overlaps the file, zeros elsewhere."""
+    col0, row0 = int(window.col_off) + offset[0], int(window.row_off) + offset[1]
+    h, w = int(window.height), int(window.width)
+    data = np.zeros((len(bands), h, w), dtype=src.dtypes[bands[0] - 1])
+    mask = np.zeros((h, w), dtype=bool)
+    r0, c0 = max(row0, 0), max(col0, 0)
+    r1, c1 = min(row0 + h, src.height), min(col0 + w, src.width)
+    if r1 > r0 and c1 > c0:
+        inner = Window(c0, r0, c1 - c0, r1 - r0)
+        dst = (slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0))
+        data[(slice(None), *dst)] = src.read(bands, window=inner)
+        mask[dst] = src.dataset_mask(window=inner) > 0
+    return data, mask, grid.transform * Affine.translation(int(window.col_off), int(window.row_off))
+
+
+def _read_classes_nearest(href: Path, band: int, grid: CityGrid) -> np.ndarray:
+    """A class band (e.g. Sentinel-2 SCL at 20 m) sampled at ``grid``'s pixel centres, nearest neighbour.
+
+    When the file is north-up in the grid's CRS, only the coarse pixels under
+    the grid are read and each fine pixel picks its coarse pixel by index,
+    which is what a nearest warp does at a fraction of its cost; otherwise
+    the file is warped. Outside the file the class is 0 (no data).
+    """
+    try:
+        src = rasterio.open(href)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputFileError(href, f"cannot read ({exc})") from None
+    with src:
+        st = src.transform
+        same_crs = src.crs is not None and CRS.from_user_input(src.crs) == CRS.from_user_input(grid.crs)
+        if not same_crs or st.b or st.d:
+            data, _, _ = _read_on_grid(href, [band], grid, grid.bounds, Resampling.nearest)
+            return data[0]
+        gt = grid.transform
+        cols = np.floor((gt.c + (np.arange(grid.width) + 0.5) * gt.a - st.c) / st.a).astype(np.int64)
+        rows = np.floor((gt.f + (np.arange(grid.height) + 0.5) * gt.e - st.f) / st.e).astype(np.int64)
+        inside_c = (cols >= 0) & (cols < src.width)
+        inside_r = (rows >= 0) & (rows < src.height)
+        out = np.zeros((grid.height, grid.width), dtype=src.dtypes[band - 1])
+        if not (inside_c.any() and inside_r.any()):
+            return out
+        c0, c1 = cols[inside_c].min(), cols[inside_c].max() + 1
+        r0, r1 = rows[inside_r].min(), rows[inside_r].max() + 1
+        coarse = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0))
+        picked = coarse[np.ix_(rows[inside_r] - r0, cols[inside_c] - c0)]
+        out[np.ix_(inside_r, inside_c)] = picked
+        return out
 
 
 def prepare_tile(
@@ -102,20 +191,21 @@ def prepare_tile(
     resampling = Resampling.average if coarsening else Resampling.bilinear
     band_idx = [scene.band_index(b) + 1 for b in REFLECTANCE_BANDS]
     raw, in_image, transform = _read_on_grid(Path(scene.href), band_idx, grid, bounds, resampling)
-    reflectance = np.clip(raw.astype(np.float32) * np.float32(scene.scale), 0.0, 1.5)
+    if not np.issubdtype(raw.dtype, np.integer):
+        raw = np.maximum(raw.astype(np.float32), 0.0)  # a float archive: keep it, drop negatives
     in_image &= raw.max(axis=0) > 0
 
     cloud = np.zeros_like(in_image)
     if cloud_scene is not None and "scl" in cloud_scene.bands:
         tile_grid = CityGrid(grid.crs, transform.c, transform.f, grid.gsd_m, in_image.shape[1], in_image.shape[0])
-        scl, _, _ = _read_on_grid(
-            Path(cloud_scene.href), [cloud_scene.band_index("scl") + 1], tile_grid, bounds, Resampling.nearest
-        )
-        cloud = scl_unusable(scl[0]) & in_image
+        scl = _read_classes_nearest(Path(cloud_scene.href), cloud_scene.band_index("scl") + 1, tile_grid)
+        cloud = scl_unusable(scl) & in_image
     else:
+        reflectance = np.minimum(raw.astype(np.float32) * np.float32(scene.scale), np.float32(REFLECTANCE_MAX))
         cloud = bright_cloud_mask(reflectance, grid.gsd_m) & in_image
+        del reflectance
     valid = in_image & ~cloud
-    reflectance[:, ~valid] = 0.0
+    raw[:, ~valid] = 0
 
     x0, y0, x1, y1 = tile.core
     inv = ~transform
@@ -128,13 +218,49 @@ def prepare_tile(
         scene_id=scene.scene_id,
         gsd_m=grid.gsd_m,
         transform=transform,
-        pixels=reflectance,
+        pixels=raw,
         valid=valid,
         in_image=in_image,
         core_px=core_px,
+        dn_scale=float(scene.scale),
     )
     prepared.chips = cut_chips(prepared, chip_px, overlap_px)
     return prepared
+
+
+def crop_tile(
+    prepared: PreparedTile, grid: CityGrid, tile: TileSpec, *, halo_m: float, chip_px: int, overlap_px: int
+) -> PreparedTile | None:
+    """The same tile with a smaller halo, cut from ``prepared`` instead of read again.
+
+    For a second model on the same grid (the vehicle detector after the
+    building one): the pixels, masks and core are exactly what
+    :func:`prepare_tile` would return, without decoding the file twice.
+    None when the smaller window does not lie inside ``prepared`` (pixel
+    rounding at the grid's edge): then read it.
+    """
+    window = from_bounds(*tile.window_bounds(halo_m, grid.bounds), transform=grid.transform)
+    window = window.round_offsets().round_lengths()  # exactly as prepare_tile rounds it
+    col_off, row_off = (int(round(v)) for v in ~grid.transform * (prepared.transform.c, prepared.transform.f))
+    r0, c0 = int(window.row_off) - row_off, int(window.col_off) - col_off
+    r1, c1 = r0 + int(window.height), c0 + int(window.width)
+    rows, cols = prepared.valid.shape
+    if not (0 <= r0 < r1 <= rows and 0 <= c0 < c1 <= cols):
+        return None
+    k0, kc0, k1, kc1 = prepared.core_px
+    cropped = PreparedTile(
+        tile_id=prepared.tile_id,
+        scene_id=prepared.scene_id,
+        gsd_m=prepared.gsd_m,
+        transform=prepared.transform * Affine.translation(c0, r0),
+        pixels=prepared.pixels[:, r0:r1, c0:c1],
+        valid=prepared.valid[r0:r1, c0:c1],
+        in_image=prepared.in_image[r0:r1, c0:c1],
+        core_px=(k0 - r0, kc0 - c0, k1 - r0, kc1 - c0),
+        dn_scale=prepared.dn_scale,
+    )
+    cropped.chips = cut_chips(cropped, chip_px, overlap_px)
+    return cropped
 
 
 def cut_chips(tile: PreparedTile, chip_px: int, overlap_px: int) -> list[Chip]:
@@ -158,6 +284,7 @@ def cut_chips(tile: PreparedTile, chip_px: int, overlap_px: int) -> list[Chip]:
                 valid=valid,
                 transform=tile.transform @ Affine.translation(w.col, w.row),
                 gsd_m=tile.gsd_m,
+                dn_scale=tile.dn_scale,
             )
         )
     return chips

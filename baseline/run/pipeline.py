@@ -33,6 +33,7 @@ from baseline.config.schema import RunConfig
 from baseline.context.osm import load_osm_context
 from baseline.core.hashing import code_digest, sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
+from baseline.detect.runtime import InferenceSettings
 from baseline.detect.weights import ModelRef, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
 from baseline.ingest import LocalFilesSource
@@ -199,6 +200,7 @@ def run_pipeline(
             key=_digest(run_key, t.tile_id, t.core), tile=t, scene=scene, cloud_scene=s2_scene,
             building_grid=grid_b, vehicle_grid=grid_v, buildings_model=b_ref, vehicles_model=v_ref,
             models_dir=models_dir, work_dir=work, batch_size=config.detect.batch_size, device=config.detect.device,
+            inference=InferenceSettings(config.detect.precision, config.detect.channels_last),
             building_score_min=config.detect.building_score_min, vehicle_score_min=config.detect.vehicle_score_min,
         )
         for t in tiles

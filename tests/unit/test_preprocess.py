@@ -51,8 +51,8 @@ def test_prepare_tile_reads_aligned_pixels_and_masks(tmp_path):
     tile = plan_tiles(grid, 1000.0)[0]
     prepared = prepare_tile(scene, grid, tile, halo_m=0.0, chip_px=128, overlap_px=16)
     assert prepared.pixels.shape == (4, 300, 400)
-    assert prepared.pixels[0, 105, 205] == pytest.approx(0.4)
-    assert prepared.pixels[0, 150, 150] == pytest.approx(0.15)
+    assert prepared.reflectance[0, 105, 205] == pytest.approx(0.4)
+    assert prepared.reflectance[0, 150, 150] == pytest.approx(0.15)
     assert not prepared.valid[:20].any() and prepared.valid[20:].all()
     assert prepared.core_stats() == {"pixels": 120000, "in_image": 112000, "valid": 112000}
     assert all(c.pixels.shape == (4, 128, 128) for c in prepared.chips)
@@ -69,7 +69,7 @@ def test_prepare_tile_resamples_to_a_coarser_model_gsd(tmp_path):
     grid = city_grid_for(scene, UTM35, gsd_m=0.6)
     prepared = prepare_tile(scene, grid, plan_tiles(grid, 1000.0)[0], halo_m=0, chip_px=64, overlap_px=8)
     assert prepared.pixels.shape == (4, 150, 200)
-    assert prepared.pixels[:, 10:-10, 10:-10].mean() == pytest.approx(0.2, abs=1e-3)
+    assert prepared.reflectance[:, 10:-10, 10:-10].mean() == pytest.approx(0.2, abs=1e-3)
 
 
 def test_prepare_tile_reprojects_a_scene_from_another_zone(tmp_path):
@@ -79,7 +79,7 @@ def test_prepare_tile_reprojects_a_scene_from_another_zone(tmp_path):
     assert grid.crs == UTM35
     prepared = prepare_tile(scene, grid, plan_tiles(grid, 10_000.0)[0], halo_m=0, chip_px=128, overlap_px=16)
     assert prepared.in_image.mean() > 0.5  # a rotated footprint fills most of its bounding grid
-    assert 0.02 <= prepared.pixels[0][prepared.valid].mean() <= 0.3
+    assert 0.02 <= prepared.reflectance[0][prepared.valid].mean() <= 0.3
 
 
 def test_bright_cloud_mask_ignores_roof_sized_bright_patches():
@@ -98,3 +98,55 @@ def test_scene_in_the_city_crs_keeps_its_own_grid(tmp_path):
         grid = city_grid_for(scene, UTM35, gsd_m=gsd)
         assert (grid.x0, grid.y0) == (385410.0, 6673150.0)
         assert (grid.width, grid.height) == size
+
+
+def test_aligned_read_equals_the_warped_read(tmp_path, monkeypatch):
+    # a scene on the grid is read without warping; the pixels and masks must be what the warp gives
+    from baseline.preprocess import tiles as tiles_mod
+
+    valid = np.ones((300, 400), bool)
+    valid[:, :30] = False
+    scene = open_scene(write_cog_scene(tmp_path, valid=valid))
+    grid = city_grid_for(scene, UTM35)
+    tile = plan_tiles(grid, 50.0)[4]
+    direct = prepare_tile(scene, grid, tile, halo_m=12.0, chip_px=128, overlap_px=16)
+    monkeypatch.setattr(tiles_mod, "_aligned_offset", lambda src, grid: None)
+    warped = prepare_tile(scene, grid, tile, halo_m=12.0, chip_px=128, overlap_px=16)
+    assert direct.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(direct.pixels, warped.pixels)
+    np.testing.assert_array_equal(direct.valid, warped.valid)
+    assert direct.core_px == warped.core_px and direct.transform == warped.transform
+
+
+def test_crop_tile_is_what_a_second_read_would_give(tmp_path):
+    from baseline.preprocess import crop_tile
+
+    scene = open_scene(write_cog_scene(tmp_path, shape=(400, 500)))
+    grid = city_grid_for(scene, UTM35)
+    for tile in plan_tiles(grid, 60.0):
+        wide = prepare_tile(scene, grid, tile, halo_m=30.0, chip_px=128, overlap_px=16)
+        read = prepare_tile(scene, grid, tile, halo_m=6.0, chip_px=96, overlap_px=8)
+        cut = crop_tile(wide, grid, tile, halo_m=6.0, chip_px=96, overlap_px=8)
+        assert cut is not None
+        np.testing.assert_array_equal(cut.pixels, read.pixels)
+        np.testing.assert_array_equal(cut.valid, read.valid)
+        assert cut.core_px == read.core_px and cut.transform == read.transform
+        assert [c.window for c in cut.chips] == [c.window for c in read.chips]
+        assert all(c.dn_scale == scene.scale for c in cut.chips)
+
+
+def test_class_band_by_index_equals_a_nearest_warp(tmp_path):
+    from rasterio.enums import Resampling
+
+    from baseline.preprocess.grid import CityGrid
+    from baseline.preprocess.tiles import _read_classes_nearest, _read_on_grid
+
+    rng = np.random.default_rng(3)
+    scl = rng.integers(0, 12, size=(1, 12, 15), dtype=np.uint8)
+    item = write_cog_scene(tmp_path, name="s2", data=scl, gsd=10.0, bands=("scl",), sensor="sentinel-2-l2a")
+    # a fine grid that starts mid-pixel and runs past the file's right and bottom edges
+    grid = CityGrid(UTM35, 385505.3, 6672894.7, 0.3, 600, 500)
+    fast = _read_classes_nearest(item.with_suffix(".tif"), 1, grid)
+    warped, _, _ = _read_on_grid(item.with_suffix(".tif"), [1], grid, grid.bounds, Resampling.nearest)
+    assert fast.shape == (500, 600) and (fast > 0).mean() > 0.5 and (fast == 0).any()
+    assert (fast == warped[0]).mean() > 0.995  # ties on pixel edges may round the other way
