@@ -23,6 +23,18 @@ class BaselineError(Exception):
         self.hint = hint
         super().__init__(message if hint is None else f"{message} ({hint})")
 
+    def __reduce__(self) -> tuple:
+        # errors raised on a Dask worker cross a process boundary: keep their type and message intact
+        return (_rebuild_error, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[BaselineError], message: str, state: dict) -> BaselineError:
+    """Unpickle a :class:`BaselineError` of any subclass without calling its own ``__init__``."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class ConfigError(BaselineError, ValueError):
     """A run config, CLI option or catalog entry is invalid."""
@@ -107,3 +119,13 @@ class RenderError(BaselineError, ValueError):
     """The scene renderer was asked for something it cannot draw."""
 
     exit_code = 2
+
+
+class TileFailuresError(BaselineError, RuntimeError):
+    """Tiles kept failing after their retries; the others are finished and kept for a rerun."""
+
+    exit_code = 7
+
+
+PARTIAL_EXIT_CODE = 8
+"""``baseline run`` published, but some tiles failed and count as no coverage (see failed_tiles.json)."""

@@ -17,6 +17,9 @@ Examples:
 
 A rerun of the same config reuses finished tiles and stops at once when every
 output is already current; an interrupted run resumes from its finished tiles.
+A tile that fails after its retries is listed in <out>/.work/failed_tiles.json:
+with cluster.max_failed_fraction > 0 the run still publishes (exit status 8,
+those tiles count as no coverage), otherwise it stops with status 7.
 """
 
 
@@ -49,3 +52,12 @@ def command(config: Path, out: Path | None, scene_dir: Path | None, quiet: bool)
     )
     for name, path in summary.outputs.items():
         console.print(f"  {name:<28} {path}")
+    if summary.tiles_failed:
+        from baseline.errors import PARTIAL_EXIT_CODE
+
+        console.print(
+            f"[bold yellow]warning[/bold yellow]: {len(summary.tiles_failed)} tile(s) failed and count as no "
+            f"coverage: {', '.join(summary.tiles_failed)}; see {summary.out / '.work' / 'failed_tiles.json'}. "
+            "Rerun the same command to retry only those."
+        )
+        raise SystemExit(PARTIAL_EXIT_CODE)

@@ -56,13 +56,49 @@ class PreprocessSpec(_Strict):
     max_cloud_fraction: float = Field(0.9, ge=0, le=1, description="Skip chips cloudier than this.")
 
 
+class JobqueueSpec(_Strict):
+    """A SLURM or PBS batch cluster (dask-jobqueue): what each job asks the scheduler for."""
+
+    jobs: int = Field(1, ge=1, description="Batch jobs to start; each runs `processes` Dask workers.")
+    queue: str | None = Field(None, description="Partition (SLURM) or queue (PBS).")
+    account: str | None = Field(None, description="Account or project charged.")
+    walltime: str = Field("02:00:00", description="Wall-clock limit per job, HH:MM:SS.")
+    cores: int = Field(8, ge=1, description="CPU cores per job.")
+    memory: str = Field("32GiB", description="Memory per job.")
+    processes: int = Field(1, ge=1, description="Dask worker processes per job (one per GPU is usual).")
+    gpus: int = Field(0, ge=0, description="GPUs per job; workers then declare a GPU resource.")
+    job_extra_directives: list[str] = Field(
+        default_factory=list, description="Extra #SBATCH/#PBS lines, e.g. '--constraint=a100'."
+    )
+    job_script_prologue: list[str] = Field(
+        default_factory=list, description="Shell lines run before the worker starts, e.g. 'source .venv/bin/activate'."
+    )
+    interface: str | None = Field(None, description="Network interface the workers and scheduler use (e.g. ib0).")
+
+
 class ClusterSpec(_Strict):
     """The Dask cluster the run uses."""
 
-    address: str | None = Field(None, description="Existing scheduler address; default: a local cluster.")
+    kind: Literal["local", "cuda", "slurm", "pbs"] = Field(
+        "local",
+        description="local: process workers on this machine; cuda: one worker per GPU (dask-cuda); "
+        "slurm/pbs: batch jobs (dask-jobqueue). Ignored when `address` is set.",
+    )
+    address: str | None = Field(None, description="Existing scheduler address; default: start a cluster of `kind`.")
+    host: str = Field("127.0.0.1", description="Where a started scheduler listens; loopback unless told otherwise.")
     n_workers: int = Field(2, ge=1, description="Local process workers.")
     threads_per_worker: int = Field(1, ge=1, description="Threads per worker (torch threads too).")
     memory_limit: str = Field("6GiB", description="Memory limit per local worker.")
+    gpus_per_worker: int = Field(
+        0, ge=0, description="GPU resource each local worker declares; >0 (or detect.device cuda) sends tiles only to GPU workers."
+    )
+    jobqueue: JobqueueSpec = JobqueueSpec()
+    timeout_s: float = Field(120.0, gt=0, description="How long to wait for the scheduler and the first worker.")
+    max_failed_fraction: float = Field(
+        0.0, ge=0, lt=1,
+        description="Publish when at most this fraction of tiles failed after retries (those tiles count as no "
+        "coverage, and the run exits with status 8); above it nothing is published and the status is 7.",
+    )
 
 
 class DetectSpec(_Strict):

@@ -106,17 +106,24 @@ def _read_on_grid(
         src = rasterio.open(href)
     except rasterio.errors.RasterioIOError as exc:
         raise InputFileError(href, f"cannot read ({exc})") from None
-    with src:
-        window = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
-        offset = _aligned_offset(src, grid)
-        if offset is not None:
-            return _read_aligned(src, bands, window, offset, grid)
-        with WarpedVRT(
-            src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=resampling
-        ) as vrt:
-            data = vrt.read(bands, window=window)
-            mask = vrt.dataset_mask(window=window) > 0
-            return data, mask, vrt.window_transform(window)
+    window = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
+    try:
+        with src:
+            offset = _aligned_offset(src, grid)
+            if offset is not None:
+                return _read_aligned(src, bands, window, offset, grid)
+            with WarpedVRT(
+                src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                resampling=resampling,
+            ) as vrt:
+                data = vrt.read(bands, window=window)
+                mask = vrt.dataset_mask(window=window) > 0
+                return data, mask, vrt.window_transform(window)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputFileError(
+            href, f"cannot read the pixels of {tuple(round(v) for v in bounds)} ({exc})",
+            hint="the file may be truncated or corrupt: copy or download it again",
+        ) from None
 
 
 def _read_aligned(

@@ -49,13 +49,23 @@ def publish_run(
     cards: list[dict[str, Any]],
     timings: dict[str, float],
     city: Any,
+    failed_tiles: list[dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write every output of a run into ``out``; return them by name.
 
     ``config`` is the :class:`~baseline.config.RunConfig`, ``indicators`` the
     aggregate stage's :class:`~baseline.aggregate.Indicators`, ``context`` the
-    :class:`~baseline.context.osm.MapContext`, ``cards`` the models' cards.
+    :class:`~baseline.context.osm.MapContext`, ``cards`` the models' cards;
+    ``failed_tiles`` lists tiles that failed (they count as no coverage) and
+    goes into the manifest and the report's notes.
     """
+    failed_tiles = failed_tiles or []
+    notes = list(indicators.notes)
+    if failed_tiles:
+        notes.append(
+            f"{len(failed_tiles)} tile(s) failed and count as area without coverage: "
+            + ", ".join(f["tile_id"] for f in failed_tiles) + " (see manifest.json, extra.failed_tiles)"
+        )
     t0 = time.perf_counter()
     out = Path(out)
     outputs = dict(
@@ -84,6 +94,7 @@ def publish_run(
                 "code_version": __version__,
                 "scene_ids": [s.scene_id for s in scenes],
                 "privacy_min_vehicles": config.aggregate.min_vehicles_per_cell,
+                "notes": notes,
                 "models": models,
                 "car_parc": None if car_parc is None else {
                     "value": car_parc.get("car_parc_registered"),
@@ -108,6 +119,6 @@ def publish_run(
         inputs=[{"scene_id": s.scene_id, "sensor": s.sensor, "href": str(s.href), "sha256": s.checksum} for s in scenes],
         stage_timings_s=timings,
         outputs={p.name: sha256_file(p) for name, p in outputs.items()},
-        extra={"run_digest": run_key, "notes": list(indicators.notes)},  # not "*_key": keys ending so are redacted
+        extra={"run_digest": run_key, "notes": notes, "failed_tiles": failed_tiles},  # not "*_key": keys ending so are redacted
     )
     return outputs

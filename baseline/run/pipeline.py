@@ -39,7 +39,8 @@ from baseline.errors import BaselineError, ConfigError, InputFileError
 from baseline.ingest import LocalFilesSource
 from baseline.preprocess import city_grid_for, plan_tiles
 from baseline.publish.run_outputs import publish_run
-from baseline.run.cluster import dask_client
+from baseline.run.cluster import dask_client, task_resources
+from baseline.run.failures import TILE_RETRIES, TileFailure, check_failures
 from baseline.run.progress import StageProgress
 from baseline.run.tile_task import (
     TileJob,
@@ -63,6 +64,7 @@ class RunSummary:
     skipped: bool
     tiles_total: int = 0
     tiles_reused: int = 0
+    tiles_failed: list[str] = field(default_factory=list)
     buildings: int = 0
     vehicles: int = 0
     vehicles_on_road: int = 0
@@ -110,8 +112,9 @@ def _already_complete(out: Path, run_key: str) -> bool:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    if manifest.get("extra", {}).get("run_digest") != run_key:
-        return False
+    extra = manifest.get("extra", {})
+    if extra.get("run_digest") != run_key or extra.get("failed_tiles"):
+        return False  # another run, or one that published with failed tiles: retry those
     outputs = manifest.get("outputs", {})
     return bool(outputs) and all(
         (out / name).is_file() and sha256_file(out / name) == digest for name, digest in outputs.items()
@@ -130,16 +133,24 @@ def _assign_ids(frame: gpd.GeoDataFrame, id_column: str) -> gpd.GeoDataFrame:
     return frame
 
 
-def _mosaic_valid(jobs: list[TileJob], results: dict[str, TileResult]) -> tuple[np.ndarray, Affine]:
-    """One coarse validity raster for the whole grid, from every tile's piece."""
+def _mosaic_valid(
+    jobs: list[TileJob], results: dict[str, TileResult], failed_cores: list[tuple[float, float, float, float]]
+) -> tuple[np.ndarray, Affine]:
+    """One coarse validity raster for the whole grid, from every finished tile's piece.
+
+    Failed tiles have no piece; their cores stay invalid (False), and the
+    raster is extended to cover them so they count as area without coverage.
+    """
     origins = {j.tile.tile_id: results[j.tile.tile_id].stats["valid_grid"] for j in jobs}
     cell = next(iter(origins.values()))[2]
-    xs = [o[0] for o in origins.values()]
-    ys = [o[1] for o in origins.values()]
     pieces = {j.tile.tile_id: read_tile_valid(j) for j in jobs}
+    xs = [o[0] for o in origins.values()] + [c[0] for c in failed_cores]
+    ys = [o[1] for o in origins.values()] + [c[3] for c in failed_cores]
     x0, y0 = min(xs), max(ys)
-    width = max(int(round((o[0] - x0) / cell)) + pieces[t].shape[1] for t, o in origins.items())
-    height = max(int(round((y0 - o[1]) / cell)) + pieces[t].shape[0] for t, o in origins.items())
+    width = max([int(round((o[0] - x0) / cell)) + pieces[t].shape[1] for t, o in origins.items()]
+                + [int(np.ceil((c[2] - x0) / cell)) for c in failed_cores])
+    height = max([int(round((y0 - o[1]) / cell)) + pieces[t].shape[0] for t, o in origins.items()]
+                 + [int(np.ceil((y0 - c[1]) / cell)) for c in failed_cores])
     mosaic = np.zeros((height, width), dtype=bool)
     for tid, (ox, oy, _) in origins.items():
         r, c = int(round((y0 - oy) / cell)), int(round((ox - x0) / cell))
@@ -207,22 +218,33 @@ def run_pipeline(
     ]
 
     results: dict[str, TileResult] = {}
+    failed: list[tuple[TileFailure, BaseException]] = []
     stage = progress.stage("detect", f"{len(jobs)} tiles through preprocess and detect on Dask")
-    with stage as t, dask_client(config.cluster) as client:
-        futures = client.map(run_tile, jobs, key=[f"tile-{j.key}" for j in jobs], retries=2)
+    with stage as t, dask_client(config.cluster, config.detect.device) as client:
+        futures = client.map(run_tile, jobs, key=[f"tile-{j.key}" for j in jobs], retries=TILE_RETRIES,
+                             resources=task_resources(config.cluster, config.detect.device))
+        job_of = {f.key: j for f, j in zip(futures, jobs, strict=True)}
         with progress.bar("tiles", total=len(jobs)) as advance:
             for future in as_completed(futures):
+                if future.status == "error":
+                    failed.append(TileFailure.from_future(future, job_of[future.key]))
+                    log.warning("tile %s failed after %d retries: %s", failed[-1][0].tile_id, TILE_RETRIES,
+                                failed[-1][0].error)
+                    advance()
+                    continue
                 result = future.result()
                 results[result.tile_id] = result
                 advance()
                 if on_tile_done is not None:
                     on_tile_done(result)
+    failures = check_failures(failed, len(jobs), config.cluster.max_failed_fraction, work)
+    jobs_done = [j for j in jobs if j.tile.tile_id in results]
     timings["preprocess_detect"] = t.seconds
     timings["preprocess_cpu"] = round(sum(r.stats["seconds"]["preprocess"] for r in results.values()), 2)
     timings["detect_cpu"] = round(sum(r.stats["seconds"]["detect"] for r in results.values()), 2)
 
     with progress.stage("classify", "merging tiles and deciding on-road or parked") as t:
-        parts = [read_tile_outputs(j) for j in jobs]
+        parts = [read_tile_outputs(j) for j in jobs_done]
         buildings = _assign_ids(
             gpd.GeoDataFrame(pd.concat([p[0] for p in parts], ignore_index=True), crs=context.crs), "building_id")
         vehicles = _assign_ids(
@@ -232,9 +254,9 @@ def run_pipeline(
     timings["classify"] = t.seconds
 
     with progress.stage("aggregate", f"indicators for the city and H3 cells (resolution {config.aggregate.h3_resolution})") as t:
-        pixels = sum(r.stats["core_pixels"] for r in results.values())
+        pixels = sum(r.stats["core_pixels"] for r in results.values()) + sum(f.core_pixels for f in failures)
         valid_px = sum(r.stats["core_valid"] for r in results.values())
-        mask, mask_transform = _mosaic_valid(jobs, results)
+        mask, mask_transform = _mosaic_valid(jobs_done, results, [f.core for f in failures])
         aoi = shapely.box(*grid_v.bounds).intersection(context.aoi)
         if aoi.is_empty:
             raise ConfigError(f"the scene in {scene_dir} does not overlap the map context of {config.city!r}",
@@ -261,12 +283,12 @@ def run_pipeline(
         outputs = publish_run(
             out, config=config, run_key=run_key, buildings=buildings, vehicles=vehicles, indicators=indicators,
             context=context, aoi=aoi, scenes=[s for s in (scene, s2_scene) if s is not None],
-            cards=cards, timings=timings, city=city,
+            cards=cards, timings=timings, city=city, failed_tiles=[f.as_dict() for f in failures],
         )
     timings["publish"] = t.seconds
 
     return RunSummary(
-        out=out, skipped=False, tiles_total=len(jobs),
+        out=out, skipped=False, tiles_total=len(jobs), tiles_failed=[f.tile_id for f in failures],
         tiles_reused=sum(r.reused for r in results.values()),
         buildings=len(buildings), vehicles=len(vehicles), vehicles_on_road=int(vehicles["on_road"].sum()),
         timings_s=timings, outputs=outputs,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from baseline.core.geoparquet import read_geoparquet, write_geoparquet
 from baseline.core.scene import Scene
 from baseline.detect.runtime import InferenceSettings
 from baseline.detect.weights import ModelRef
+from baseline.errors import BaselineError
 from baseline.preprocess import CityGrid, TileSpec, crop_tile, prepare_tile
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,20 @@ def _valid_cells(valid: np.ndarray, transform, core_px, gsd_m: float) -> tuple[n
 
 
 def run_tile(job: TileJob) -> TileResult:
-    """Preprocess and detect one tile; write its outputs; return its statistics."""
+    """Preprocess and detect one tile; write its outputs; return its statistics.
+
+    Our own errors leave the worker without the library exception they were
+    raised from (``__context__``), which often cannot be unpickled and would
+    turn a typed error into a bare ``Exception`` on the client.
+    """
+    try:
+        return _run_tile(job)
+    except BaselineError as exc:
+        exc.__context__ = exc.__cause__ = None
+        raise
+
+
+def _run_tile(job: TileJob) -> TileResult:
     from baseline.detect import get_detectors  # imported here: workers load torch lazily
 
     done = finished(job)
@@ -135,6 +151,7 @@ def run_tile(job: TileJob) -> TileResult:
         "buildings": len(buildings),
         "vehicles": len(vehicles),
         "valid_grid": list(valid_origin),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
         "seconds": {
             "load_models": round(t0 - t_load, 3),
             "preprocess": round((t_pre_b - t0) + (t_pre_v - t_det_b), 3),

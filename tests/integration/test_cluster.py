@@ -1,0 +1,56 @@
+"""Cluster recipes: batch job scripts ask for GPUs, GPU tasks only go where a GPU is declared, no hangs."""
+
+from __future__ import annotations
+
+import pytest
+from distributed import LocalCluster
+
+from baseline.config.schema import ClusterSpec, JobqueueSpec
+from baseline.errors import SourceError
+from baseline.run.cluster import GPU_RESOURCE, dask_client, jobqueue_cluster, task_resources
+
+
+@pytest.mark.parametrize(("kind", "gpu_line"), [("slurm", "#SBATCH --gres=gpu:2"), ("pbs", "#PBS -l ngpus=2")])
+def test_batch_job_scripts_ask_for_gpus_and_workers_declare_them(kind, gpu_line):
+    spec = ClusterSpec(kind=kind, jobqueue=JobqueueSpec(
+        queue="gpu", account="city", cores=16, memory="64GiB", processes=2, gpus=2, walltime="04:00:00",
+        job_script_prologue=["source /opt/citybaseline/.venv/bin/activate"]))
+    cluster = jobqueue_cluster(spec)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert gpu_line in script
+    assert f"--resources {GPU_RESOURCE}=1" in script
+    assert "source /opt/citybaseline/.venv/bin/activate" in script
+    assert "04:00:00" in script and "gpu" in script
+    assert task_resources(spec, "auto") == {GPU_RESOURCE: 1}
+
+
+def test_cpu_runs_ask_for_no_resources():
+    assert task_resources(ClusterSpec(), "auto") is None
+    assert task_resources(ClusterSpec(), "cpu") is None
+    assert task_resources(ClusterSpec(), "cuda") == {GPU_RESOURCE: 1}
+
+
+def test_gpu_tasks_on_a_cluster_without_gpu_workers_fail_at_once():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0") as cluster:
+        spec = ClusterSpec(address=cluster.scheduler_address)
+        with pytest.raises(SourceError, match="declares a GPU resource"), dask_client(spec, "cuda"):
+            pass
+
+
+def test_a_started_cluster_listens_on_loopback_and_gpu_workers_declare_it():
+    spec = ClusterSpec(n_workers=1, gpus_per_worker=1, timeout_s=60)
+    with dask_client(spec, "auto") as client:
+        info = client.scheduler_info(n_workers=-1)
+        assert info["address"].startswith("tcp://127.0.0.1:")
+        (worker,) = info["workers"].values()
+        assert worker["resources"] == {GPU_RESOURCE: 1}
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout():
+    spec = ClusterSpec(address="tcp://127.0.0.1:9", timeout_s=3)
+    with pytest.raises(SourceError, match="cannot reach the Dask scheduler"), dask_client(spec):
+        pass
