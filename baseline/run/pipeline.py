@@ -30,7 +30,7 @@ from baseline.aggregate.types import Capabilities, SceneQuality, ValidCoverage
 from baseline.classify import classify_vehicles
 from baseline.config.catalog import load_city
 from baseline.config.schema import RunConfig
-from baseline.context.osm import load_osm_context
+from baseline.context.osm import MapContext, load_osm_context
 from baseline.core.hashing import code_digest, sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.detect.runtime import InferenceSettings
@@ -167,8 +167,12 @@ def run_pipeline(
     models_dir: Path = MODELS_DIR,
     show_progress: bool = True,
     on_tile_done: Callable[[TileResult], None] | None = None,
+    context: MapContext | None = None,
 ) -> RunSummary:
     """Run every stage for ``config``; return what was done.
+
+    ``context`` replaces the map context read from the city's OSM extract
+    (``baseline bench`` passes the context of its tiled city).
 
     ``out`` and ``scene_dir`` override the config's publish folder and scene.
     ``on_tile_done`` is called in the client after each tile (tests use it to
@@ -187,8 +191,8 @@ def run_pipeline(
 
     with progress.stage("ingest", f"reading scenes from {scene_dir}") as t:
         scene, s2_scene = _pick_scenes(LocalFilesSource(scene_dir).scenes(), scene_dir)
-        osm_path = config.osm or city.osm_path()
-        context = load_osm_context(osm_path)
+        if context is None:
+            context = load_osm_context(config.osm or city.osm_path())
     timings["ingest"] = t.seconds
 
     b_ref = read_model_ref(models_dir, config.detect.buildings_model, config.detect.buildings_version)

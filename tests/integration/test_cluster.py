@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from distributed import LocalCluster
 
+from baseline.config import load_config
 from baseline.config.schema import ClusterSpec, JobqueueSpec
 from baseline.errors import SourceError
 from baseline.run.cluster import GPU_RESOURCE, dask_client, jobqueue_cluster, task_resources
@@ -54,3 +57,19 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_the_timeout():
     spec = ClusterSpec(address="tcp://127.0.0.1:9", timeout_s=3)
     with pytest.raises(SourceError, match="cannot reach the Dask scheduler"), dask_client(spec):
         pass
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "workflows" / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
+def test_every_recipe_is_a_valid_config_whose_cluster_can_be_described(recipe):
+    config = load_config(recipe)
+    if config.cluster.kind in ("slurm", "pbs") and not config.cluster.address:
+        # the recipe's host is a login node's address; describe the jobs from loopback here
+        cluster = jobqueue_cluster(config.cluster.model_copy(update={"host": "127.0.0.1"}))
+        try:
+            assert f"--resources {GPU_RESOURCE}=1" in cluster.job_script()
+        finally:
+            cluster.close()
+    assert task_resources(config.cluster, config.detect.device) in (None, {GPU_RESOURCE: 1})
