@@ -42,7 +42,7 @@ Ratios are only comparable between runs on the same machine.
 @click.option("--work", type=click.Path(path_type=Path), default=None,
               help="Folder for the bench cities and runs (default: a temporary folder, removed after).")
 @click.option("--no-4x", "no_4x", is_flag=True, help="Skip the 4x run (no memory_growth).")
-@click.option("--model-seconds", type=float, default=3.0, show_default=True,
+@click.option("--model-seconds", type=float, default=5.0, show_default=True,
               help="How long each network runs alone, per worker, for model_only_km2_s.")
 def command(area_km2: float, device: str, json_path: Path | None, workers: int | None,
             threads_per_worker: int | None, batch_size: int | None, precision: str | None,
