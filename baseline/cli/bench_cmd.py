@@ -60,6 +60,9 @@ def command(area_km2: float, device: str, json_path: Path | None, workers: int |
 
     if area_km2 <= 0:
         raise InvalidValueError("--area-km2", area_km2, "a positive area in km²")
+    from baseline.detect.runtime import resolve_device
+
+    resolve_device(device)  # --device cuda without a GPU: say so before rendering or building anything
     config = load_config(config_path or REPO_ROOT / "configs" / "demo-helsinki.yaml")
     cluster = config.cluster.model_copy(update={k: v for k, v in (
         ("n_workers", workers), ("threads_per_worker", threads_per_worker)) if v is not None})

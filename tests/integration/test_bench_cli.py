@@ -48,3 +48,13 @@ def test_bench_measures_every_figure_in_one_run(base_scene, tmp_path):
 def test_bench_refuses_a_bad_area(tmp_path):
     done = baseline_cli("bench", "--area-km2", "-1", "--work", str(tmp_path / "w"))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "--area-km2" in done.stderr
+
+
+def test_bench_on_cuda_without_a_gpu_says_so_at_once(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = baseline_cli("bench", "--device", "cuda", "--work", str(tmp_path / "w"), timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "no CUDA device" in done.stderr
+    assert not (tmp_path / "w").exists()
