@@ -50,6 +50,7 @@ def publish_run(
     timings: dict[str, float],
     city: Any,
     failed_tiles: list[dict[str, Any]] | None = None,
+    inference: list[str] | None = None,
 ) -> dict[str, Path]:
     """Write every output of a run into ``out``; return them by name.
 
@@ -57,7 +58,8 @@ def publish_run(
     aggregate stage's :class:`~baseline.aggregate.Indicators`, ``context`` the
     :class:`~baseline.context.osm.MapContext`, ``cards`` the models' cards;
     ``failed_tiles`` lists tiles that failed (they count as no coverage) and
-    goes into the manifest and the report's notes.
+    goes into the manifest and the report's notes; ``inference`` says how the
+    networks ran on the workers (device, precision, layout), for the manifest.
     """
     failed_tiles = failed_tiles or []
     notes = list(indicators.notes)
@@ -119,6 +121,6 @@ def publish_run(
         inputs=[{"scene_id": s.scene_id, "sensor": s.sensor, "href": str(s.href), "sha256": s.checksum} for s in scenes],
         stage_timings_s=timings,
         outputs={p.name: sha256_file(p) for name, p in outputs.items()},
-        extra={"run_digest": run_key, "notes": notes, "failed_tiles": failed_tiles},  # not "*_key": keys ending so are redacted
+        extra={"run_digest": run_key, "notes": notes, "failed_tiles": failed_tiles, "inference": inference or []},  # not "*_key": keys ending so are redacted
     )
     return outputs

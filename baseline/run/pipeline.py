@@ -288,6 +288,7 @@ def run_pipeline(
             out, config=config, run_key=run_key, buildings=buildings, vehicles=vehicles, indicators=indicators,
             context=context, aoi=aoi, scenes=[s for s in (scene, s2_scene) if s is not None],
             cards=cards, timings=timings, city=city, failed_tiles=[f.as_dict() for f in failures],
+            inference=sorted({str(r.stats["inference"]) for r in results.values() if "inference" in r.stats}),
         )
     timings["publish"] = t.seconds
 

@@ -152,6 +152,7 @@ def _run_tile(job: TileJob) -> TileResult:
         "vehicles": len(vehicles),
         "valid_grid": list(valid_origin),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "inference": detectors.settings.describe(detectors.device),
         "seconds": {
             "load_models": round(t0 - t_load, 3),
             "preprocess": round((t_pre_b - t0) + (t_pre_v - t_det_b), 3),

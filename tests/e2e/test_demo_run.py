@@ -56,6 +56,9 @@ def test_manifest_records_provenance(demo_run):
     for name, digest in manifest["outputs"].items():
         assert sha256_file(demo_run["run"] / name) == digest
     assert manifest["stage_timings_s"]["preprocess_detect"] > 0
+    assert manifest["extra"]["failed_tiles"] == []
+    (inference,) = manifest["extra"]["inference"]  # every worker ran the networks the same way
+    assert inference.split()[0] in ("cpu", "cuda") and inference.split()[1] in ("fp32", "bf16", "fp16")
 
 
 def test_rerun_is_up_to_date_and_identical(demo_run):
