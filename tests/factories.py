@@ -12,7 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
+from affine import Affine
 from rasterio.transform import from_origin
+
+from baseline.core.chips import Chip, ChipWindow
 
 HELSINKI_X0, HELSINKI_Y0 = 385500.0, 6672900.0
 
@@ -84,3 +88,35 @@ def write_cog_scene(
     item_path = folder / f"{name}.json"
     item_path.write_text(json.dumps(item, indent=2))
     return item_path
+
+
+# --- the inference runtime: a small network and chips of sensor counts ---
+
+
+class TinyNetModel:
+    """The parts of a LoadedModel the runtime reads, around a small conv net."""
+
+    bands = ("blue", "green", "red", "nir")
+    gsd_m = 0.3
+    mean = (0.10, 0.12, 0.14, 0.30)
+    std = (0.05, 0.05, 0.06, 0.10)
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.network = torch.nn.Sequential(
+            torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1)
+        ).eval()
+
+
+def counts_chip(counts: np.ndarray, valid: np.ndarray, scale: float = 1e-4) -> Chip:
+    h, w = valid.shape
+    return Chip("s", ChipWindow(0, 0, h, w, (0, 0, h, w)), counts, valid, Affine.identity(), 0.3, dn_scale=scale)
+
+
+def host_normalised(chip: Chip, model: TinyNetModel, multiple: int) -> np.ndarray:
+    """The normalisation as the host used to do it, in float32 numpy."""
+    refl = np.clip(chip.pixels.astype(np.float32) * np.float32(chip.dn_scale), 0, 1.5)
+    image = (refl - np.asarray(model.mean, np.float32)[:, None, None]) / np.asarray(model.std, np.float32)[:, None, None]
+    image[:, ~chip.valid] = 0
+    h, w = chip.valid.shape
+    return np.pad(image, ((0, 0), (0, -h % multiple), (0, -w % multiple)), mode="reflect")

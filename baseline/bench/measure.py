@@ -117,7 +117,7 @@ class BenchResult:
 # ---------------------------------------------------------------- end to end
 
 
-def _e2e_child(config_json: str, city_json: str, out: str, result_path: str) -> None:
+def _e2e_child(config_json: str, city_json: str, out: str, result_path: str, show_progress: bool) -> None:
     """In a fresh process: the tiled city's context, then the whole pipeline; write timings as JSON."""
     from baseline.bench.city import tile_context
     from baseline.config.catalog import load_city
@@ -129,7 +129,8 @@ def _e2e_child(config_json: str, city_json: str, out: str, result_path: str) -> 
     entry = load_city(config.catalog, config.city)
     context = tile_context(load_osm_context(config.osm or entry.osm_path()), city)
     t0 = time.perf_counter()
-    summary = run_pipeline(config, out=Path(out), scene_dir=city.scene_dir, show_progress=False, context=context)
+    summary = run_pipeline(config, out=Path(out), scene_dir=city.scene_dir, show_progress=show_progress,
+                           context=context)
     wall = time.perf_counter() - t0
     Path(result_path).write_text(json.dumps({"wall_s": wall, "tiles": summary.tiles_total,
                                              "timings_s": summary.timings_s}))
@@ -143,13 +144,14 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_end_to_end(config: RunConfig, city: BenchCity, out: Path) -> EndToEnd:
+def run_end_to_end(config: RunConfig, city: BenchCity, out: Path, show_progress: bool = False) -> EndToEnd:
     """``baseline run`` on ``city`` in a child process, its tree's peak resident memory sampled."""
     result = out.parent / f"{out.name}.result.json"
     result.unlink(missing_ok=True)
     city_json = json.dumps({**asdict(city), "scene_dir": str(city.scene_dir)})
     ctx = mp.get_context("spawn")
-    child = ctx.Process(target=_e2e_child, args=(config.model_dump_json(), city_json, str(out), str(result)))
+    child = ctx.Process(target=_e2e_child,
+                        args=(config.model_dump_json(), city_json, str(out), str(result), show_progress))
     child.start()
     proc = psutil.Process(child.pid)
     peak = 0
@@ -287,7 +289,8 @@ def run_naive(config: RunConfig, city: BenchCity, models_dir: Path, refs: list[d
 
 
 def run_bench(config: RunConfig, base_scene: Path, area_km2: float, work: Path, models_dir: Path, *,
-              with_4x: bool = True, model_seconds: float = MODEL_ONLY_SECONDS, progress: Any = None) -> BenchResult:
+              with_4x: bool = True, model_seconds: float = MODEL_ONLY_SECONDS, progress: Any = None,
+              show_progress: bool = False) -> BenchResult:
     """Every measurement for ``area_km2`` (and 4 times it), using ``work`` for cities and runs."""
     from baseline.detect.runtime import InferenceSettings, resolve_device
     from baseline.detect.weights import read_card, read_model_ref
@@ -310,13 +313,13 @@ def run_bench(config: RunConfig, base_scene: Path, area_km2: float, work: Path, 
     step(f"building a {area_km2:g} km² city from {base_scene}")
     city = build_bench_city(base_scene, area_km2, work / "city-1x")
     step(f"end to end on {city.area_km2:.3f} km² ({inference})")
-    e2e = run_end_to_end(_for_city(config, work / "run-1x"), city, work / "run-1x")
+    e2e = run_end_to_end(_for_city(config, work / "run-1x"), city, work / "run-1x", show_progress)
     e2e_4x = None
     if with_4x:
         step(f"building a {4 * area_km2:g} km² city")
         city_4x = build_bench_city(base_scene, 4 * area_km2, work / "city-4x")
         step(f"end to end on {city_4x.area_km2:.3f} km²")
-        e2e_4x = run_end_to_end(_for_city(config, work / "run-4x"), city_4x, work / "run-4x")
+        e2e_4x = run_end_to_end(_for_city(config, work / "run-4x"), city_4x, work / "run-4x", show_progress)
     step("the networks alone on random tensors")
     model_km2_s, per_model = run_model_only(config, refs, models_dir, model_seconds)
     threads = config.cluster.n_workers * config.cluster.threads_per_worker

@@ -44,12 +44,13 @@ Ratios are only comparable between runs on the same machine.
 @click.option("--work", type=click.Path(path_type=Path), default=None,
               help="Folder for the bench cities and runs (default: a temporary folder, removed after).")
 @click.option("--no-4x", "no_4x", is_flag=True, help="Skip the 4x run (no memory_growth).")
+@click.option("--quiet", is_flag=True, help="No stage lines or tile bars from the runs; only the table.")
 @click.option("--model-seconds", type=float, default=5.0, show_default=True,
               help="How long each network runs alone, per worker, for model_only_km2_s.")
 def command(area_km2: float, device: str, json_path: Path | None, workers: int | None,
             threads_per_worker: int | None, batch_size: int | None, precision: str | None,
             config_path: Path | None, base_scene: Path | None, work: Path | None, no_4x: bool,
-            model_seconds: float) -> None:
+            model_seconds: float, quiet: bool) -> None:
     """Benchmark the pipeline on a rendered city of --area-km2 against the model's own ceiling."""
     from rich.console import Console
 
@@ -78,7 +79,7 @@ def command(area_km2: float, device: str, json_path: Path | None, workers: int |
 
     def run(folder: Path) -> dict:
         result = run_bench(config, base_scene, area_km2, folder, MODELS_DIR, with_4x=not no_4x,
-                           model_seconds=model_seconds,
+                           model_seconds=model_seconds, show_progress=not quiet,
                            progress=lambda text: console.print(f"[cyan]bench[/cyan] {text}"))
         return result.summary()
 

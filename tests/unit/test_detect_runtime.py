@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from affine import Affine
 
-from baseline.core.chips import Chip, ChipWindow
 from baseline.detect.runtime import (
     FP32,
     InferenceSettings,
@@ -17,35 +15,7 @@ from baseline.detect.runtime import (
     prepare_chip,
 )
 from baseline.errors import InvalidValueError
-
-
-class _Model:
-    """The parts of a LoadedModel the runtime reads, around a small conv net."""
-
-    bands = ("blue", "green", "red", "nir")
-    gsd_m = 0.3
-    mean = (0.10, 0.12, 0.14, 0.30)
-    std = (0.05, 0.05, 0.06, 0.10)
-
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.network = torch.nn.Sequential(
-            torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1)
-        ).eval()
-
-
-def _chip(counts: np.ndarray, valid: np.ndarray, scale: float = 1e-4) -> Chip:
-    h, w = valid.shape
-    return Chip("s", ChipWindow(0, 0, h, w, (0, 0, h, w)), counts, valid, Affine.identity(), 0.3, dn_scale=scale)
-
-
-def _host_reference(chip: Chip, model: _Model, multiple: int) -> np.ndarray:
-    """The normalisation as the host used to do it, in float32 numpy."""
-    refl = np.clip(chip.pixels.astype(np.float32) * np.float32(chip.dn_scale), 0, 1.5)
-    image = (refl - np.asarray(model.mean, np.float32)[:, None, None]) / np.asarray(model.std, np.float32)[:, None, None]
-    image[:, ~chip.valid] = 0
-    h, w = chip.valid.shape
-    return np.pad(image, ((0, 0), (0, -h % multiple), (0, -w % multiple)), mode="reflect")
+from tests.factories import TinyNetModel, counts_chip, host_normalised
 
 
 def test_counts_are_normalised_on_the_device_as_on_the_host():
@@ -53,25 +23,25 @@ def test_counts_are_normalised_on_the_device_as_on_the_host():
     counts = rng.integers(0, 20000, size=(4, 45, 50), dtype=np.uint16)  # some above the 1.5 reflectance clip
     valid = rng.random((45, 50)) > 0.2
     counts[:, ~valid] = 0
-    model = _Model()
-    chip = _chip(counts, valid)
+    model = TinyNetModel()
+    chip = counts_chip(counts, valid)
     item = prepare_chip(chip, model, multiple=16)
     assert item.image.dtype == np.uint16  # nothing converted on the host
     (batch,) = list(host_batches([item], 4, torch.device("cpu")))
     assert batch.image.dtype == torch.uint16 and batch.valid.dtype == torch.uint8
     x = normalise_on_device(batch, model, torch.device("cpu"), 16, channels_last=False)
     assert x.shape == (1, 4, 48, 64)
-    np.testing.assert_allclose(x[0].numpy(), _host_reference(chip, model, 16), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x[0].numpy(), host_normalised(chip, model, 16), rtol=1e-5, atol=1e-5)
 
 
 def test_prefetched_batches_keep_every_chip_once_in_order():
-    model = _Model()
+    model = TinyNetModel()
     rng = np.random.default_rng(2)
     items = []
     for i in range(11):
         shape = (32, 32) if i % 3 else (32, 48)  # two shapes: two groups
         counts = rng.integers(0, 5000, size=(4, *shape), dtype=np.uint16)
-        items.append(prepare_chip(_chip(counts, np.ones(shape, bool)), model, 16))
+        items.append(prepare_chip(counts_chip(counts, np.ones(shape, bool)), model, 16))
     seen = [i for b in host_batches(items, 3, torch.device("cpu"), prefetch=2) for i in b.items]
     assert sorted(map(id, seen)) == sorted(map(id, items))
     in_group = [i for i in seen if i.image.shape[2] == 32]
@@ -79,7 +49,7 @@ def test_prefetched_batches_keep_every_chip_once_in_order():
 
 
 def test_bf16_channels_last_stays_close_to_fp32():
-    model = _Model()
+    model = TinyNetModel()
     x = torch.randn(2, 4, 32, 32)
     ref = forward(model, x, FP32)
     fast = forward(model, x.contiguous(memory_format=torch.channels_last), InferenceSettings("bf16", True))
