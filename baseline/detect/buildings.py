@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from baseline.core.chips import Chip
+from baseline.core.chips import REFLECTANCE_MAX, Chip
 from baseline.core.schemas import BUILDINGS_OUT
 from baseline.detect.instances import polygons_from_labels, separate_instances
 from baseline.detect.mosaic import BuildingMosaic
@@ -90,7 +90,12 @@ def add_chips_to_mosaic(
 
 def _brightness(chip: Chip, model_gsd_m: float, stride: int) -> np.ndarray:
     """Mean reflectance over the chip's bands on the model's output grid."""
-    pixels = chip.reflectance[:, : chip.window.height, : chip.window.width].mean(axis=0, dtype=np.float32)
+    counts = chip.pixels[:, : chip.window.height, : chip.window.width]
+    if np.issubdtype(counts.dtype, np.integer):  # clip in counts, average, then scale: no float copy of every band
+        top = int(REFLECTANCE_MAX / chip.dn_scale)
+        pixels = np.minimum(counts, top).mean(axis=0, dtype=np.float32) * np.float32(chip.dn_scale)
+    else:
+        pixels = chip.reflectance[:, : chip.window.height, : chip.window.width].mean(axis=0, dtype=np.float32)
     scale = model_gsd_m / chip.gsd_m
     if abs(scale - 1.0) > 1e-3:
         size = (max(1, round(pixels.shape[0] / scale)), max(1, round(pixels.shape[1] / scale)))

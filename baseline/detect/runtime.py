@@ -219,9 +219,9 @@ def normalise_on_device(
     mean = torch.tensor(model.mean, dtype=torch.float32, device=device)[None, :, None, None]
     gain, offset = dn_scale / std, -mean / std  # (dn * scale - mean) / std in one multiply-add
     with torch.inference_mode():
-        x = batch.image.to(device, non_blocking=True).to(memory_format=fmt)
+        x = batch.image.to(device, non_blocking=True).to(dtype=torch.float32, memory_format=fmt)  # one pass
         valid = batch.valid.to(device, non_blocking=True)[:, None]
-        x = x.float().clamp_(max=REFLECTANCE_MAX / dn_scale)
+        x.clamp_(max=REFLECTANCE_MAX / dn_scale)
         x.mul_(gain).add_(offset).mul_(valid)  # invalid pixels to 0, the band mean
         h, w = x.shape[-2:]
         ph, pw = -h % multiple, -w % multiple
