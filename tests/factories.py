@@ -120,3 +120,12 @@ def host_normalised(chip: Chip, model: TinyNetModel, multiple: int) -> np.ndarra
     image[:, ~chip.valid] = 0
     h, w = chip.valid.shape
     return np.pad(image, ((0, 0), (0, -h % multiple), (0, -w % multiple)), mode="reflect")
+
+
+def render_crop(folder: Path, bbox: tuple[float, float, float, float], *, seed: int = 11) -> Path:
+    """Render a crop of central Helsinki (sun 45/200) into ``folder``: a small, real scene for slow tests."""
+    from baseline.synth import RenderParams, render_scene, write_scene
+
+    params = RenderParams(city="helsinki", seed=seed, sun_elevation_deg=45, sun_azimuth_deg=200, bbox=bbox)
+    write_scene(render_scene(params), folder)
+    return folder

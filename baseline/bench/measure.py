@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import multiprocessing as mp
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,7 +126,8 @@ def _e2e_child(config_json: str, city_json: str, out: str, result_path: str, sho
     from baseline.run.pipeline import run_pipeline
 
     config = RunConfig.model_validate_json(config_json)
-    city = BenchCity(**{**json.loads(city_json), "scene_dir": Path(json.loads(city_json)["scene_dir"])})
+    fields = json.loads(city_json)
+    city = BenchCity(**{**fields, "scene_dir": Path(fields["scene_dir"])})
     entry = load_city(config.catalog, config.city)
     context = tile_context(load_osm_context(config.osm or entry.osm_path()), city)
     t0 = time.perf_counter()
@@ -335,8 +337,6 @@ def run_bench(config: RunConfig, base_scene: Path, area_km2: float, work: Path, 
 
 def _for_city(config: RunConfig, out: Path) -> RunConfig:
     """The bench config pointed at a fresh run folder."""
-    import shutil
-
     if out.exists():
         shutil.rmtree(out)
     return config.model_copy(update={"publish": config.publish.model_copy(update={"out": out, "pdf": False})})

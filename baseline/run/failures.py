@@ -45,8 +45,8 @@ class TileFailure:
     traceback: str
 
     @classmethod
-    def from_future(cls, future: Any, job: TileJob) -> tuple[TileFailure, BaseException]:
-        """The failure of a finished, errored Dask future for ``job``, with its exception."""
+    def from_future(cls, future: Any, job: TileJob) -> TileFailure:
+        """The failure of a finished, errored Dask future for ``job``."""
         exc = future.exception()
         tb = future.traceback()
         lines = traceback.format_tb(tb)[-3:] if tb is not None else []
@@ -59,7 +59,7 @@ class TileFailure:
             error_type=type(exc).__name__,
             error=str(exc) or type(exc).__name__,
             traceback="".join(lines).strip(),
-        ), exc
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for the manifest and ``failed_tiles.json``."""

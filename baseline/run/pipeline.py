@@ -231,7 +231,7 @@ def run_pipeline(
         with progress.bar("tiles", total=len(jobs)) as advance:
             for future in as_completed(futures):
                 if future.status == "error":
-                    failed.append(TileFailure.from_future(future, job_of[future.key]))
+                    failed.append((TileFailure.from_future(future, job_of[future.key]), future.exception()))
                     log.warning("tile %s failed after %d retries: %s", failed[-1][0].tile_id, TILE_RETRIES,
                                 failed[-1][0].error)
                     advance()

@@ -19,8 +19,8 @@ from baseline.config import load_config
 from baseline.core.hashing import sha256_file
 from baseline.errors import TileFailuresError
 from baseline.run.pipeline import run_pipeline
-from baseline.synth import RenderParams, render_scene, write_scene
 from tests.e2e.conftest import REPO, write_config
+from tests.factories import render_crop
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +31,7 @@ TILE_PX = 512
 @pytest.fixture(scope="module")
 def wide_scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scene") / "wide"
-    params = RenderParams(city="helsinki", seed=11, sun_elevation_deg=45, sun_azimuth_deg=200,
-                          bbox=(385700.0, 6672000.0, 386300.0, 6672300.0))
-    write_scene(render_scene(params), folder)
-    return folder
+    return render_crop(folder, (385700.0, 6672000.0, 386300.0, 6672300.0))
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 from baseline.config import load_config
 from baseline.core.hashing import sha256_file
 from baseline.run.pipeline import run_pipeline
-from baseline.synth import RenderParams, render_scene, write_scene
 from tests.e2e.conftest import write_config
+from tests.factories import render_crop
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +22,7 @@ class Killed(Exception):
 @pytest.fixture(scope="module")
 def small_scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scene") / "crop"
-    params = RenderParams(city="helsinki", seed=11, sun_elevation_deg=45, sun_azimuth_deg=200,
-                          bbox=(385700.0, 6672000.0, 386000.0, 6672300.0))
-    write_scene(render_scene(params), folder)
-    return folder
+    return render_crop(folder, (385700.0, 6672000.0, 386000.0, 6672300.0))
 
 
 def test_killed_run_leaves_nothing_partial_and_resumes(small_scene, tmp_path):

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from baseline.synth import RenderParams, render_scene, write_scene
 from tests.e2e.conftest import baseline_cli
+from tests.factories import render_crop
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +19,7 @@ KEYS = ("end_to_end_km2_s", "model_only_km2_s", "ratio_model", "naive_km2_s", "v
 @pytest.fixture(scope="module")
 def base_scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench") / "base"
-    params = RenderParams(city="helsinki", seed=11, sun_elevation_deg=45, sun_azimuth_deg=200,
-                          bbox=(385700.0, 6672000.0, 385900.0, 6672200.0))
-    write_scene(render_scene(params), folder)
-    return folder
+    return render_crop(folder, (385700.0, 6672000.0, 385900.0, 6672200.0))
 
 
 def test_bench_measures_every_figure_in_one_run(base_scene, tmp_path):
