@@ -17,6 +17,11 @@ REFLECTANCE_MAX = 1.5
 """Reflectance is clipped here: above it is sensor saturation or glint, not signal."""
 
 
+def to_reflectance(counts: np.ndarray, dn_scale: float) -> np.ndarray:
+    """Sensor counts (or float reflectance with ``dn_scale`` 1) as float32 reflectance, clipped."""
+    return np.minimum(counts.astype(np.float32) * np.float32(dn_scale), np.float32(REFLECTANCE_MAX))
+
+
 @dataclass(frozen=True)
 class ChipWindow:
     """Where a chip lies in its scene's pixel grid.
@@ -101,4 +106,4 @@ class Chip:
         """``pixels`` as float32 reflectance (a view when they already are)."""
         if self.pixels.dtype == np.float32 and self.dn_scale == 1.0:
             return self.pixels
-        return np.minimum(self.pixels.astype(np.float32) * np.float32(self.dn_scale), np.float32(REFLECTANCE_MAX))
+        return to_reflectance(self.pixels, self.dn_scale)

@@ -21,7 +21,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
-from baseline.core.chips import REFLECTANCE_MAX, Chip, ChipWindow, plan_windows
+from baseline.core.chips import Chip, ChipWindow, plan_windows, to_reflectance
 from baseline.core.scene import Scene
 from baseline.errors import InputFileError
 from baseline.preprocess.grid import CityGrid, TileSpec
@@ -55,7 +55,7 @@ class PreparedTile:
     @property
     def reflectance(self) -> np.ndarray:
         """``pixels`` as float32 reflectance, clipped as the models expect."""
-        return np.minimum(self.pixels.astype(np.float32) * np.float32(self.dn_scale), np.float32(REFLECTANCE_MAX))
+        return to_reflectance(self.pixels, self.dn_scale)
 
     @property
     def core_bounds(self) -> tuple[float, float, float, float]:
@@ -73,6 +73,14 @@ class PreparedTile:
             "in_image": int(self.in_image[r0:r1, c0:c1].sum()),
             "valid": int(self.valid[r0:r1, c0:c1].sum()),
         }
+
+
+def _open(href: Path) -> rasterio.DatasetReader:
+    """``rasterio.open`` with a typed error naming the file."""
+    try:
+        return rasterio.open(href)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputFileError(href, f"cannot read ({exc})") from None
 
 
 def _aligned_offset(src: rasterio.DatasetReader, grid: CityGrid) -> tuple[int, int] | None:
@@ -102,10 +110,7 @@ def _read_on_grid(
     A file already on the grid is read directly (only the blocks the window
     touches are decoded); any other goes through a ``WarpedVRT``.
     """
-    try:
-        src = rasterio.open(href)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputFileError(href, f"cannot read ({exc})") from None
+    src = _open(href)
     window = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
     try:
         with src:
@@ -152,10 +157,7 @@ def _read_classes_nearest(href: Path, band: int, grid: CityGrid) -> np.ndarray:
     which is what a nearest warp does at a fraction of its cost; otherwise
     the file is warped. Outside the file the class is 0 (no data).
     """
-    try:
-        src = rasterio.open(href)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputFileError(href, f"cannot read ({exc})") from None
+    src = _open(href)
     with src:
         st = src.transform
         same_crs = src.crs is not None and CRS.from_user_input(src.crs) == CRS.from_user_input(grid.crs)
@@ -208,7 +210,7 @@ def prepare_tile(
         scl = _read_classes_nearest(Path(cloud_scene.href), cloud_scene.band_index("scl") + 1, tile_grid)
         cloud = scl_unusable(scl) & in_image
     else:
-        reflectance = np.minimum(raw.astype(np.float32) * np.float32(scene.scale), np.float32(REFLECTANCE_MAX))
+        reflectance = to_reflectance(raw, scene.scale)
         cloud = bright_cloud_mask(reflectance, grid.gsd_m) & in_image
         del reflectance
     valid = in_image & ~cloud
