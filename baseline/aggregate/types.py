@@ -17,10 +17,8 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from baseline.core.scene import SENSOR_S2, SENSOR_VHR
+from baseline.core.scene import SENSOR_LANDSAT, SENSOR_S2, SENSOR_VHR
 from baseline.errors import InvalidValueError
-
-SENSOR_LANDSAT = "landsat-c2-l2"
 
 # Largest pixel at which cars are separate objects (DESIGN.md: VHR is 0.15 to 0.6 m).
 MAX_GSD_VEHICLES_M = 0.6

@@ -18,6 +18,7 @@ from pyproj import CRS
 
 SENSOR_VHR = "vhr"
 SENSOR_S2 = "sentinel-2-l2a"
+SENSOR_LANDSAT = "landsat-c2-l2"
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Scene:
 
     Attributes:
         scene_id: stable identifier (the STAC Item id).
-        sensor: ``"vhr"`` or ``"sentinel-2-l2a"`` (what the pixels can support).
+        sensor: ``"vhr"``, ``"sentinel-2-l2a"`` or ``"landsat-c2-l2"`` (what the pixels can support).
         data: ``(band, y, x)`` array, lazy; dtype as stored (uint16 reflectance).
         valid: ``(y, x)`` boolean array, True where a pixel is in-image and usable.
         crs, transform: the pixel grid's georeference.
