@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -37,14 +37,107 @@ class RenderSpec(_Strict):
     clouds: float = Field(0.0, ge=0, le=1, description="Cloud fraction to draw.")
 
 
-class SceneSpec(_Strict):
-    """Where the imagery comes from."""
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
-    source: Literal["local"] = Field("local", description="Imagery source; 'local' reads COG + STAC sidecars.")
-    path: Path = Field(..., description="Scene folder (vhr.tif + vhr.json ...), relative to the config file.")
+
+class HttpSpec(_Strict):
+    """How remote sources talk HTTP: bounded waits, and retries that back off."""
+
+    timeout_s: float = Field(20.0, gt=0, description="Connect and read timeout of one request, seconds.")
+    max_retries: int = Field(4, ge=0, description="Retries of a request answered 429 or 5xx, or cut off.")
+    backoff_s: float = Field(0.5, ge=0, description="First wait before a retry; doubles each time, with jitter.")
+    backoff_max_s: float = Field(20.0, gt=0, description="Longest single wait, also the cap on a server's Retry-After.")
+    deadline_s: float = Field(
+        300.0, gt=0, description="Give up on a source after this long in all (search, signing, reading), seconds."
+    )
+
+
+class SelectionSpec(_Strict):
+    """Which acquisitions a remote source may use, and how one is chosen."""
+
+    start: date | None = Field(None, description="First acquisition date (inclusive, local time of the city).")
+    end: date | None = Field(None, description="Last acquisition date (inclusive).")
+    max_cloud_fraction: float = Field(
+        0.5, ge=0, le=1, description="Drop acquisitions cloudier than this, measured over the city (not the tile)."
+    )
+    min_coverage: float = Field(0.5, gt=0, le=1, description="Drop acquisitions that image less of the city than this.")
+    weekdays: list[Weekday] | None = Field(None, description="Keep acquisitions on these local weekdays, e.g. [mon, tue].")
+    local_hours: tuple[int, int] | None = Field(
+        None, description="Keep acquisitions whose local hour h has start <= h < end, e.g. [7, 10] for the morning rush."
+    )
+    strategy: Literal["least-cloudy", "median"] = Field(
+        "least-cloudy",
+        description="least-cloudy: the one clearest acquisition over the city; median: a clear-pixel median "
+        "composite of every kept acquisition (Sentinel-2 and Landsat only).",
+    )
+    max_items: int = Field(200, ge=1, description="Read at most this many search results.")
+
+
+class StacSpec(_Strict):
+    """A STAC API (Earth Search, Microsoft Planetary Computer, or any other)."""
+
+    endpoint: str = Field("https://earth-search.aws.element84.com/v1", description="STAC API root URL.")
+    collections: list[str] = Field(["sentinel-2-l2a"], min_length=1, description="Collections to search.")
+    signing: Literal["none", "planetary-computer"] = Field(
+        "none", description="planetary-computer: sign asset URLs with SAS tokens, re-signed before they expire."
+    )
+    sas_endpoint: str = Field(
+        "https://planetarycomputer.microsoft.com/api/sas/v1/token",
+        description="Token service for signing='planetary-computer' (GET <sas_endpoint>/<collection>).",
+    )
+    gsd_m: float | None = Field(None, gt=0, description="Pixel size to stage at; default the collection's finest band.")
+
+
+class SentinelHubSpec(_Strict):
+    """Sentinel Hub Process API (sentinelhub-py). Credentials come from the environment, never the config."""
+
+    base_url: str = Field("https://services.sentinel-hub.com", description="Sentinel Hub deployment URL.")
+    token_url: str | None = Field(
+        None, description="OAuth token URL; default the deployment's (<base_url>/auth/realms/main/...)."
+    )
+    collection: str = Field(
+        "sentinel-2-l2a",
+        description="sentinel-2-l2a, landsat-ot-l2, or byoc-<id> / batch-<id> for a very-high-resolution collection.",
+    )
+    profile: str | None = Field(None, description="sentinelhub-py config profile holding the credentials.")
+    gsd_m: float | None = Field(None, gt=0, description="Pixel size to request; default 10 m (S2), 30 m (Landsat).")
+
+
+class MaskSpec(_Strict):
+    """Which pixels are usable."""
+
+    cloud: Literal["auto", "classes", "s2cloudless", "none"] = Field(
+        "auto",
+        description="auto/classes: the product's own classes (Sentinel-2 SCL, Landsat QA_PIXEL); "
+        "s2cloudless: Sentinel Hub's cloud probability model on Sentinel-2 bands; none: keep every pixel.",
+    )
+    s2cloudless_threshold: float = Field(0.4, gt=0, lt=1, description="Cloud probability above which a pixel is cloud.")
+
+
+class SceneSpec(_Strict):
+    """Where the imagery comes from (DESIGN.md, ingest)."""
+
+    source: Literal["local", "archive", "stac", "sentinelhub"] = Field(
+        "local",
+        description="local: COG + STAC sidecars (the demo); archive: folders of GeoTIFF/COG/JP2 with STAC Items "
+        "or vendor metadata; stac: a STAC API; sentinelhub: the Sentinel Hub Process API.",
+    )
+    path: Path = Field(
+        ...,
+        description="local/archive: the folder read; stac/sentinelhub: where fetched scenes are staged "
+        "(relative to the config file).",
+    )
+    aoi: tuple[float, float, float, float] | None = Field(
+        None, description="Area to fetch as [west, south, east, north] in degrees; default the city's catalog AOI."
+    )
     render_if_missing: RenderSpec | None = Field(
         None, description="Render the scene with these settings when the folder has no imagery."
     )
+    selection: SelectionSpec = SelectionSpec()
+    masks: MaskSpec = MaskSpec()
+    stac: StacSpec = StacSpec()
+    sentinelhub: SentinelHubSpec = SentinelHubSpec()
+    http: HttpSpec = HttpSpec()
 
 
 class PreprocessSpec(_Strict):

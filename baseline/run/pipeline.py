@@ -28,7 +28,7 @@ from baseline import __version__
 from baseline.aggregate import aggregate, load_car_parc, rates_from_cards
 from baseline.aggregate.types import Capabilities, SceneQuality, ValidCoverage
 from baseline.classify import classify_vehicles
-from baseline.config.catalog import load_city
+from baseline.config.catalog import CityEntry, load_city
 from baseline.config.schema import RunConfig
 from baseline.context.osm import MapContext, load_osm_context
 from baseline.core.hashing import code_digest, sha256_file
@@ -36,7 +36,7 @@ from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.detect.runtime import InferenceSettings
 from baseline.detect.weights import ModelRef, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
-from baseline.ingest import LocalFilesSource
+from baseline.ingest.sources import AreaOfInterest, area_of_interest, open_source
 from baseline.preprocess import city_grid_for, plan_tiles
 from baseline.publish.run_outputs import publish_run
 from baseline.run.cluster import dask_client, task_resources
@@ -93,12 +93,23 @@ def _ensure_scene(config: RunConfig, scene_dir: Path, explicit: bool, progress: 
         write_scene(render_scene(params), scene_dir)
 
 
+def _area_of_interest(config: RunConfig, city: CityEntry) -> AreaOfInterest | None:
+    """The box a remote source fetches: the config's ``scene.aoi``, else the city's catalog AOI."""
+    bbox = config.scene.aoi or getattr(city, "aoi_bbox", None)
+    return None if bbox is None else area_of_interest(bbox, city.timezone)
+
+
 def _pick_scenes(scenes: list[Scene], scene_dir: Path) -> tuple[Scene, Scene | None]:
+    """The very-high-resolution scene the detectors read, and a Sentinel-2 scene for its cloud mask."""
     vhr = [s for s in scenes if s.sensor == SENSOR_VHR]
     s2 = [s for s in scenes if s.sensor == SENSOR_S2]
     if not vhr:
-        raise InputFileError(scene_dir, "no very-high-resolution scene (sensor 'vhr') found",
-                             hint="this run needs VHR imagery for buildings and vehicles")
+        found = ", ".join(sorted({f"{s.sensor} at {s.gsd_m:g} m" for s in scenes})) or "nothing"
+        raise InputFileError(
+            scene_dir, f"no very-high-resolution scene (sensor 'vhr') among the scenes found ({found})",
+            hint="building and vehicle detection needs imagery of 0.6 m or finer; Sentinel-2 and Landsat scenes "
+            "are staged and masked, but the per-cell 10 m path (built-up fraction, mean height) is not built yet",
+        )
     return vhr[0], (s2[0] if s2 else None)
 
 
@@ -187,10 +198,13 @@ def run_pipeline(
     t_start = time.perf_counter()
 
     city = load_city(config.catalog, config.city)
-    _ensure_scene(config, scene_dir, explicit_scene, progress)
+    if config.scene.source == "local":
+        _ensure_scene(config, scene_dir, explicit_scene, progress)
 
-    with progress.stage("ingest", f"reading scenes from {scene_dir}") as t:
-        scene, s2_scene = _pick_scenes(LocalFilesSource(scene_dir).scenes(), scene_dir)
+    with progress.stage("ingest", f"{config.scene.source} scenes into {scene_dir}") as t:
+        source = open_source(config.scene, folder=scene_dir, aoi=_area_of_interest(config, city),
+                             show_progress=show_progress)
+        scene, s2_scene = _pick_scenes(source.scenes(), scene_dir)
         if context is None:
             context = load_osm_context(config.osm or city.osm_path())
     timings["ingest"] = t.seconds
