@@ -61,8 +61,13 @@ def _field(section: Mapping[str, Any], name: str, kind: type, path: Path) -> Any
     return " ".join(value.split())
 
 
-def load_car_parc(catalog_dir: str | Path, city: str) -> CarParc:
+def load_car_parc(catalog_dir: str | Path, city: str) -> CarParc | None:
     """The registered car parc of ``city`` from ``catalog_dir/cities/<city>.yaml``.
+
+    ``value: null`` says no registry count for the area is known yet: the
+    entry must still say (``year``, ``source``, ``note``) what figure is
+    wanted and where to get it, and the run then publishes no
+    on-road-to-parc ratio (None here) rather than one from a guess.
 
     Raises :class:`UnknownCityError` when the catalog has no such city and
     :class:`ConfigError` when the entry has no ``car_parc`` or lacks one of
@@ -76,6 +81,10 @@ def load_car_parc(catalog_dir: str | Path, city: str) -> CarParc:
             f"{path}: no car_parc section",
             hint="add car_parc: {value, year, source, note, illustrative}",
         )
+    if "value" in section and section["value"] is None:
+        for name, kind in (("year", int), ("source", str), ("note", str)):
+            _field(section, name, kind, path)
+        return None
     value = _field(section, "value", int, path)
     if value == 0:
         raise ConfigError(f"{path}: car_parc.value is 0", hint="a registered car parc is a positive count")

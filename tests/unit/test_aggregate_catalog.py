@@ -103,3 +103,12 @@ def test_per_class_rates_without_a_true_detection_fall_back_to_the_overall_rate(
     assert rates.vehicle_rate("large", ("moving", "on_road")) is rates.vehicles
     assert rates.vehicle_classes["car"].n_truth == 110
     assert any("per_class.large" in note for note in rates.notes)
+
+
+def test_a_null_value_means_no_ratio_but_must_say_what_is_wanted(tmp_path):
+    text = ("car_parc: {value: null, year: 2023, source: 'SDES, commune 75056', "
+            "note: 'no count found yet', illustrative: true}\n")
+    assert load_car_parc(catalog(tmp_path, text), "helsinki") is None
+    without_note = "car_parc: {value: null, year: 2023, source: 'SDES'}\n"
+    with pytest.raises(ConfigError, match="'note'"):
+        load_car_parc(catalog(tmp_path, without_note), "helsinki")
