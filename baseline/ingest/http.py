@@ -113,18 +113,20 @@ def http_session(policy: HttpPolicy, *, user_agent: str | None = None) -> reques
 def gdal_env(policy: HttpPolicy) -> dict[str, str]:
     """GDAL configuration for reading COGs over HTTP with ``policy``'s timeouts and retries.
 
-    GDAL retries the listed statuses itself, doubling its delay with jitter;
-    directory listings are never requested (a COG needs only its own ranges).
+    GDAL retries the listed statuses itself, twice at most, doubling its
+    delay with jitter; directory listings are never requested (a COG needs
+    only its own ranges).
     """
     return {
         "GDAL_HTTP_TIMEOUT": str(max(1, round(policy.timeout_s))),
         "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, round(policy.timeout_s))),
-        "GDAL_HTTP_MAX_RETRY": str(policy.max_retries),
+        # GDAL's own retries cover blips; it neither reads Retry-After nor caps its doubling waits,
+        # so longer trouble goes back to the source, which does (see StacSource._wait_for_storage)
+        "GDAL_HTTP_MAX_RETRY": str(min(2, policy.max_retries)),
         "GDAL_HTTP_RETRY_DELAY": str(max(policy.backoff_s, 0.1)),
         "GDAL_HTTP_RETRY_CODES": ",".join(str(s) for s in RETRY_STATUSES),
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-        "CPL_VSIL_CURL_USE_HEAD": "NO",
         "VSI_CACHE": "TRUE",
     }
 

@@ -32,7 +32,7 @@ from rasterio.windows import Window
 from baseline import __version__
 from baseline.core.atomic import atomic_path, write_text_atomic
 from baseline.core.scene import Scene
-from baseline.errors import OutputError
+from baseline.errors import BaselineError, OutputError
 
 STAGE_SCALE = 1e-4  # reflectance of one stored count
 BLOCK = 512
@@ -148,8 +148,8 @@ def stage_scene(
         write_text_atomic(folder / f"{name}.json", json.dumps(_item(meta, name, crs, transform, shape), indent=2))
     except (OSError, RasterioError) as exc:
         (folder / f"{name}.tif").unlink(missing_ok=True)
-        if isinstance(exc, OutputError):
-            raise
+        if isinstance(exc, BaselineError):
+            raise  # a source's own typed failure (SourceError is an OSError too)
         raise OutputError(f"cannot stage scene {meta.scene_id!r} in {folder}: {exc}",
                           hint="check free disk space and permissions of scene.path") from exc
     return open_scene(folder / f"{name}.json")
