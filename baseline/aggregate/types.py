@@ -17,7 +17,13 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from baseline.core.scene import SENSOR_LANDSAT, SENSOR_S2, SENSOR_VHR
+from baseline.core.scene import (
+    SENSOR_LANDSAT,
+    SENSOR_LANDSAT_L1,
+    SENSOR_S2,
+    SENSOR_S2_L1C,
+    SENSOR_VHR,
+)
 from baseline.errors import InvalidValueError
 
 # Largest pixel at which cars are separate objects (DESIGN.md: VHR is 0.15 to 0.6 m).
@@ -181,17 +187,17 @@ class Capabilities:
     @classmethod
     def for_sensor(cls, sensor: str, gsd_m: float) -> Capabilities:
         """The honest capabilities of ``sensor`` at ``gsd_m`` (DESIGN.md, 'What each sensor can see')."""
-        if sensor == SENSOR_S2:
+        if sensor in (SENSOR_S2, SENSOR_S2_L1C):
             return cls(
                 False, False, False, False,
                 "Sentinel-2 (10 m) resolves built-up fraction, not single buildings, and only "
                 "large moving vehicles, not every car: no building or vehicle counts",
             )
-        if sensor == SENSOR_LANDSAT:
+        if sensor in (SENSOR_LANDSAT, SENSOR_LANDSAT_L1):
             return cls(False, False, False, False,
                        "Landsat (30 m) resolves built-up fraction only: no building or vehicle counts")
         if sensor != SENSOR_VHR:
-            raise InvalidValueError("sensor", sensor, f"one of {SENSOR_VHR}, {SENSOR_S2}, {SENSOR_LANDSAT}")
+            raise InvalidValueError("sensor", sensor, f"one of {SENSOR_VHR}, {SENSOR_S2}, {SENSOR_S2_L1C}, {SENSOR_LANDSAT}, {SENSOR_LANDSAT_L1}")
         buildings = gsd_m <= MAX_GSD_BUILDINGS_M + 1e-9
         vehicles = gsd_m <= MAX_GSD_VEHICLES_M + 1e-9
         reason = ""

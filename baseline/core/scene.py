@@ -19,6 +19,8 @@ from pyproj import CRS
 SENSOR_VHR = "vhr"
 SENSOR_S2 = "sentinel-2-l2a"
 SENSOR_LANDSAT = "landsat-c2-l2"
+SENSOR_LANDSAT_L1 = "landsat-l1"  # Level-1 digital numbers: not surface reflectance
+SENSOR_S2_L1C = "sentinel-2-l1c"  # top-of-atmosphere reflectance: not L2A
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class Scene:
 
     Attributes:
         scene_id: stable identifier (the STAC Item id).
-        sensor: ``"vhr"``, ``"sentinel-2-l2a"`` or ``"landsat-c2-l2"`` (what the pixels can support).
+        sensor: ``"vhr"``, ``"sentinel-2-l2a"``, ``"landsat-c2-l2"``, or the Level-1 products
+            ``"sentinel-2-l1c"`` and ``"landsat-l1"`` (what the pixels can support).
         data: ``(band, y, x)`` array, lazy; dtype as stored (uint16 reflectance).
         valid: ``(y, x)`` boolean array, True where a pixel is in-image and usable.
         crs, transform: the pixel grid's georeference.

@@ -61,13 +61,12 @@ from baseline.ingest.http import (
 from baseline.ingest.signing import PlanetaryComputerSigner
 from baseline.ingest.sources import AreaOfInterest
 from baseline.ingest.staging import STAGE_SCALE, StagedMetadata, find_staged, stage_scene
-from baseline.preprocess.masks import SCL_UNUSABLE
+from baseline.preprocess.masks import QA_FILL, SCL_NODATA, class_band_unusable
 
 log = logging.getLogger(__name__)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SELECTION_GSD_M = 60.0  # pixel of the cloud-over-the-city measurement
-QA_UNUSABLE_BITS = (0, 1, 2, 3, 4)  # Landsat QA_PIXEL: fill, dilated cloud, cirrus, cloud, cloud shadow
 STRIP_CHUNK = 1024
 
 
@@ -304,15 +303,10 @@ class StacSource:
     def _decode_classes(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(in image, cloud or shadow) from the class band."""
         if self.profile.sensor == SENSOR_S2:
-            in_image = classes > 0
-            cloud = np.isin(classes, [c for c in SCL_UNUSABLE if c != 0])
+            in_image = classes != SCL_NODATA
         else:
-            qa = classes.astype(np.uint32)
-            in_image = (qa > 0) & ((qa & 1) == 0)
-            cloud = np.zeros(qa.shape, dtype=bool)
-            for bit in QA_UNUSABLE_BITS[1:]:
-                cloud |= (qa >> bit) & 1 == 1
-        return in_image, cloud
+            in_image = (classes > 0) & ((classes.astype(np.uint32) >> QA_FILL) & 1 == 0)
+        return in_image, class_band_unusable(self.profile.classes[0], classes) & in_image
 
     # -- staging ----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Which pixels can be measured: in-image, not cloud, not cloud shadow.
 
-Sentinel-2 L2A carries a scene classification (SCL) band; when a Sentinel-2
-scene of the same instant is at hand, its cloud classes are used for the
-very-high-resolution scene too. Otherwise a brightness-and-whiteness rule
+Sentinel-2 L2A carries a scene classification (SCL) band and Landsat
+Collection 2 a QA_PIXEL bit mask; when a scene has one, or a Sentinel-2 scene
+of the same instant is at hand, its cloud classes are used (for the
+very-high-resolution scene too). Otherwise a brightness-and-whiteness rule
 finds thick cloud in the very-high-resolution bands, kept only for blobs far
 larger than any roof so bright roofs are not masked.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from baseline.errors import InvalidValueError
 
 SCL_NODATA = 0
 SCL_CLOUD_SHADOW = 3
@@ -23,6 +26,33 @@ SCL_UNUSABLE = (SCL_NODATA, SCL_CLOUD_SHADOW, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, 
 def scl_unusable(scl: np.ndarray) -> np.ndarray:
     """True where the Sentinel-2 scene classification says nodata, cloud or cloud shadow."""
     return np.isin(scl, SCL_UNUSABLE)
+
+
+# Landsat Collection 2 QA_PIXEL bits (USGS Landsat 8-9 C2 L2 Science Product Guide)
+QA_FILL = 0
+QA_DILATED_CLOUD = 1
+QA_CIRRUS = 2
+QA_CLOUD = 3
+QA_CLOUD_SHADOW = 4
+QA_UNUSABLE_BITS = (QA_FILL, QA_DILATED_CLOUD, QA_CIRRUS, QA_CLOUD, QA_CLOUD_SHADOW)
+CLASS_BANDS = ("scl", "qa_pixel")
+
+
+def qa_pixel_unusable(qa: np.ndarray) -> np.ndarray:
+    """True where a Landsat QA_PIXEL value flags fill, dilated cloud, cirrus, cloud or cloud shadow."""
+    bits = 0
+    for bit in QA_UNUSABLE_BITS:
+        bits |= 1 << bit
+    return (np.asarray(qa).astype(np.int64) & bits) != 0
+
+
+def class_band_unusable(band_name: str, values: np.ndarray) -> np.ndarray:
+    """Unusable pixels according to a class band: ``scl`` (Sentinel-2) or ``qa_pixel`` (Landsat)."""
+    if band_name == "scl":
+        return scl_unusable(values)
+    if band_name == "qa_pixel":
+        return qa_pixel_unusable(values)
+    raise InvalidValueError("class band", band_name, f"one of {', '.join(CLASS_BANDS)}")
 
 
 def bright_cloud_mask(reflectance: np.ndarray, gsd_m: float, *, min_blob_m2: float = 2500.0) -> np.ndarray:

@@ -25,7 +25,7 @@ from baseline.core.chips import Chip, ChipWindow, plan_windows, to_reflectance
 from baseline.core.scene import Scene
 from baseline.errors import InputFileError
 from baseline.preprocess.grid import CityGrid, TileSpec
-from baseline.preprocess.masks import bright_cloud_mask, scl_unusable
+from baseline.preprocess.masks import CLASS_BANDS, bright_cloud_mask, class_band_unusable
 
 REFLECTANCE_BANDS = ("blue", "green", "red", "nir")
 
@@ -180,6 +180,21 @@ def _read_classes_nearest(href: Path, band: int, grid: CityGrid) -> np.ndarray:
         return out
 
 
+def _class_band(scene: Scene, cloud_scene: Scene | None) -> tuple[Scene, str] | None:
+    """Which scene's class band masks cloud: the ``cloud_scene``'s, else the scene's own, else None.
+
+    A class band is Sentinel-2 ``scl`` or Landsat ``qa_pixel``; the cloud
+    scene comes first because it was given for exactly this purpose.
+    """
+    for candidate in (cloud_scene, scene):
+        if candidate is None:
+            continue
+        for name in CLASS_BANDS:
+            if name in candidate.bands:
+                return candidate, name
+    return None
+
+
 def prepare_tile(
     scene: Scene,
     grid: CityGrid,
@@ -193,7 +208,9 @@ def prepare_tile(
     """Everything a model needs for one tile: pixels on ``grid``, masks and chips.
 
     ``grid`` fixes CRS and GSD (the model's); ``cloud_scene`` is an optional
-    Sentinel-2 scene of the same instant whose SCL masks cloud.
+    Sentinel-2 scene of the same instant whose SCL masks cloud. Without one,
+    the scene's own class band (``scl`` or ``qa_pixel``) masks cloud, and
+    without that the bright-cloud rule does.
     """
     bounds = tile.window_bounds(halo_m, grid.bounds)
     coarsening = grid.gsd_m > scene.gsd_m * 1.01
@@ -205,10 +222,12 @@ def prepare_tile(
     in_image &= raw.max(axis=0) > 0
 
     cloud = np.zeros_like(in_image)
-    if cloud_scene is not None and "scl" in cloud_scene.bands:
+    class_source = _class_band(scene, cloud_scene)
+    if class_source is not None:
+        source, band_name = class_source
         tile_grid = CityGrid(grid.crs, transform.c, transform.f, grid.gsd_m, in_image.shape[1], in_image.shape[0])
-        scl = _read_classes_nearest(Path(cloud_scene.href), cloud_scene.band_index("scl") + 1, tile_grid)
-        cloud = scl_unusable(scl) & in_image
+        classes = _read_classes_nearest(Path(source.href), source.band_index(band_name) + 1, tile_grid)
+        cloud = class_band_unusable(band_name, classes) & in_image
     else:
         reflectance = to_reflectance(raw, scene.scale)
         cloud = bright_cloud_mask(reflectance, grid.gsd_m) & in_image

@@ -24,6 +24,8 @@ SENSOR_NAMES = {
     "vhr": "very-high-resolution optical imagery",
     "sentinel-2-l2a": "Sentinel-2 L2A",
     "landsat-c2-l2": "Landsat 8/9 Collection 2 Level-2",
+    "sentinel-2-l1c": "Sentinel-2 L1C (top of atmosphere)",
+    "landsat-l1": "Landsat Level-1 (digital numbers)",
 }
 
 
