@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 import click
 
 from baseline import __version__
+from baseline.core.secrets import install_redaction, redact
 from baseline.errors import BaselineError
 
 EPILOG = """\b
@@ -39,6 +41,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     """Map a city's baseline from satellite imagery: buildings, heights, vehicles."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()  # credentials a source registers never reach a log line
     ctx.ensure_object(dict)["debug"] = debug
 
 
@@ -69,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except BaselineError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
+        if debug:  # the traceback, with any registered secret hidden
+            click.echo(redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
+            sys.exit(exc.exit_code)
+        click.echo(f"error: {redact(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is kept and a rerun resumes from it", err=True)

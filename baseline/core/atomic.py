@@ -33,17 +33,21 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        tmp.chmod(0o666 & ~_umask())  # mkstemp made it private; the target gets a new file's usual mode
+        tmp.chmod(0o666 & ~_UMASK)  # mkstemp made it private; the target gets a new file's usual mode
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def _read_umask() -> int:
+    """The process umask (read once: setting it to read it is not thread-safe)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:
