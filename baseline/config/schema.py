@@ -86,6 +86,9 @@ class StacSpec(_Strict):
         description="Token service for signing='planetary-computer' (GET <sas_endpoint>/<collection>).",
     )
     gsd_m: float | None = Field(None, gt=0, description="Pixel size to stage at; default the collection's finest band.")
+    l1c_collection: str = Field(
+        "sentinel-2-l1c", description="Sentinel-2 L1C collection whose bands s2cloudless reads (masks.cloud)."
+    )
 
 
 class SentinelHubSpec(_Strict):

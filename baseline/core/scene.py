@@ -42,6 +42,8 @@ class Scene:
         band_time_offsets_s: seconds after the first band at which each band was sensed.
         scale: multiply ``data`` by this to get reflectance (0 to 1).
         href: where the pixels came from; checksum: sha256 of that file, for provenance.
+        provenance: for a fetched scene, where and how it was fetched (endpoint, collection,
+            items, acquisition chosen and why); no secrets. Copied into the run's manifest.
     """
 
     scene_id: str
@@ -60,6 +62,7 @@ class Scene:
     scale: float = 1e-4
     href: Path | str | None = None
     checksum: str | None = None
+    provenance: dict[str, object] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -134,6 +134,7 @@ def open_scene(item_path: str | Path) -> Scene:
         scale=float(props.get("citybaseline:scale", 1e-4)),
         href=href,
         checksum=sha256_file(href),
+        provenance=dict(props.get("citybaseline:provenance") or {}),
     )
 
 

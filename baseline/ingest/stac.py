@@ -35,7 +35,7 @@ import logging
 import re
 import time as clock
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -61,7 +61,13 @@ from baseline.ingest.http import (
 from baseline.ingest.signing import PlanetaryComputerSigner
 from baseline.ingest.sources import AreaOfInterest
 from baseline.ingest.staging import STAGE_SCALE, StagedMetadata, find_staged, stage_scene
-from baseline.preprocess.masks import QA_FILL, SCL_NODATA, class_band_unusable
+from baseline.preprocess.masks import (
+    CLOUD_MASK_CLEAR,
+    CLOUD_MASK_CLOUD,
+    QA_FILL,
+    SCL_NODATA,
+    class_band_unusable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +108,14 @@ LANDSAT = CollectionProfile(
 )
 
 
+# s2cloudless's ten bands (all_bands=False), by L1C asset key on Planetary Computer style / Earth Search
+S2CLOUDLESS_BANDS = {
+    "B01": ("B01", "coastal"), "B02": ("B02", "blue"), "B04": ("B04", "red"), "B05": ("B05", "rededge1"),
+    "B08": ("B08", "nir"), "B8A": ("B8A", "nir08"), "B09": ("B09", "nir09"), "B10": ("B10", "cirrus"),
+    "B11": ("B11", "swir16"), "B12": ("B12", "swir22"),
+}
+
+
 def profile_for(collection: str) -> CollectionProfile:
     """The band profile of a collection id, by its family."""
     name = collection.lower()
@@ -124,6 +138,7 @@ class Acquisition:
     local_time: datetime
     cloud_fraction: float = float("nan")
     coverage: float = float("nan")
+    l1c_items: list[pystac.Item] = field(default_factory=list)
 
     @property
     def acquired_at(self) -> datetime:
@@ -149,16 +164,17 @@ class StacSource:
         if len({p.sensor for p in profiles}) > 1:
             raise ConfigError("scene.stac.collections mixes sensors", hint="run Sentinel-2 and Landsat separately")
         self.profile = profiles[0]
-        if self.masks.cloud == "s2cloudless":
+        if self.masks.cloud == "s2cloudless" and self.profile.sensor != SENSOR_S2:
             raise ConfigError(
-                "scene.masks.cloud 's2cloudless' is not available from STAC Level-2 products",
-                hint="s2cloudless needs Sentinel-2 L1C band B10; use cloud: classes (SCL / QA_PIXEL) with STAC",
+                "scene.masks.cloud 's2cloudless' works on Sentinel-2 only",
+                hint="use cloud: classes (Landsat QA_PIXEL) for Landsat",
             )
         if self.selection.strategy == "median" and self.masks.cloud == "none":
             raise ConfigError("scene.selection.strategy 'median' needs a cloud mask", hint="set scene.masks.cloud: auto")
         self.gsd_m = float(self.stac.gsd_m or self.profile.gsd_m)
         self._signer: PlanetaryComputerSigner | None = None
         self._probe_session: object | None = None
+        self._model_clouds: dict[str, tuple[np.ndarray, object]] = {}  # acquisition -> (s2cloudless mask, geobox)
         self._deadline = Deadline(self.policy.deadline_s, self.source)
 
     # -- the one public method -------------------------------------------------------------
@@ -177,6 +193,8 @@ class StacSource:
                 f"{self._window_words()}",
                 hint="widen scene.selection (dates, weekdays, local_hours)",
             )
+        if self.masks.cloud == "s2cloudless":
+            acquisitions = self._attach_l1c(acquisitions, deadline)
         kept = self._measure_and_keep(acquisitions, deadline)
         if self.selection.strategy == "median":
             return [self._stage(kept, deadline, composite=True)]
@@ -185,7 +203,7 @@ class StacSource:
 
     # -- search ----------------------------------------------------------------------------
 
-    def _search(self, deadline: Deadline) -> list[pystac.Item]:
+    def _search(self, deadline: Deadline, collections: Sequence[str] | None = None) -> list[pystac.Item]:
         """Every item of the collections over the box and dates (two boxes across the antimeridian)."""
         from pystac_client import Client
         from pystac_client.errors import ClientTypeError
@@ -201,7 +219,7 @@ class StacSource:
             client = Client.open(self.stac.endpoint, stac_io=io, timeout=self.policy.timeout_s)
             for box in boxes:
                 search = client.search(
-                    collections=list(self.stac.collections), bbox=box, datetime=self._utc_range(),
+                    collections=list(collections or self.stac.collections), bbox=box, datetime=self._utc_range(),
                     max_items=self.selection.max_items, limit=min(100, self.selection.max_items),
                 )
                 for item in search.items():
@@ -281,7 +299,7 @@ class StacSource:
                 cloud = np.zeros_like(in_image)
             else:
                 classes = self._load_strip(acq.items, [self._class_key(acq.items[0])], coarse, "nearest")[0]
-                in_image, cloud = self._decode_classes(classes)
+                in_image, cloud = self._cloud(acq, classes, coarse)
             city = inside.sum()
             imaged = (in_image & inside).sum()
             acq.coverage = float(imaged / city) if city else 0.0
@@ -300,6 +318,62 @@ class StacSource:
             )
         return kept
 
+    def _cloud(self, acq: Acquisition, classes: np.ndarray, geobox: object) -> tuple[np.ndarray, np.ndarray]:
+        """(in image, cloud) on ``geobox``: from the product's classes, or from s2cloudless."""
+        in_image, cloud = self._decode_classes(classes)
+        if self.masks.cloud == "s2cloudless":
+            cloud = self._s2cloudless(acq, geobox) & in_image
+        return in_image, cloud
+
+    def _attach_l1c(self, acquisitions: list[Acquisition], deadline: Deadline) -> list[Acquisition]:
+        """Pair each acquisition with the L1C items of the same pass (s2cloudless reads L1C bands)."""
+        tz = ZoneInfo(self.aoi.timezone)
+        by_day: dict[str, list[pystac.Item]] = {}
+        for item in self._search(deadline, [self.stac.l1c_collection]):
+            by_day.setdefault(item.datetime.astimezone(tz).date().isoformat(), []).append(item)
+        paired = []
+        for acq in acquisitions:
+            acq.l1c_items = by_day.get(acq.local_time.date().isoformat(), [])
+            if acq.l1c_items:
+                paired.append(acq)
+            else:
+                log.warning("%s %s: no %s item of the same pass; s2cloudless cannot judge it, so it is left out",
+                            self.source, acq.key, self.stac.l1c_collection)
+        if not paired:
+            raise SourceError(
+                f"{self.source}: no {self.stac.l1c_collection} items match the {len(acquisitions)} "
+                f"acquisition(s) found, and s2cloudless needs their L1C bands",
+                hint="set scene.stac.l1c_collection to the endpoint's L1C collection, or use masks.cloud: classes",
+            )
+        return paired
+
+    def _s2cloudless(self, acq: Acquisition, geobox: object) -> np.ndarray:
+        """s2cloudless's cloud mask for ``acq`` sampled on ``geobox`` (computed once, at the selection pixel).
+
+        The model reads ten L1C top-of-atmosphere bands at 60 m (its
+        averaging and dilation are set for that pixel); the mask is then
+        taken nearest-neighbour on any finer grid of the same CRS.
+        """
+        if acq.key not in self._model_clouds:
+            from odc.geo.geobox import GeoBox
+            from s2cloudless import S2PixelCloudDetector
+
+            coarse = GeoBox.from_bbox(self._utm_bounds(), self.aoi.crs, resolution=SELECTION_GSD_M)
+            item = acq.l1c_items[0]
+            keys = [_asset_key(item, aliases, band, self.source) for band, aliases in S2CLOUDLESS_BANDS.items()]
+            raw = self._load_strip(acq.l1c_items, keys, coarse, "bilinear")
+            toa = np.empty(raw.shape, dtype=np.float32)
+            for b, key in enumerate(keys):
+                scale, offset, nodata = _scale_offset(item, key, SENTINEL2)
+                toa[b] = np.where(raw[b] == nodata, 0.0, raw[b] * scale + offset)
+            detector = S2PixelCloudDetector(threshold=self.masks.s2cloudless_threshold, average_over=2,
+                                            dilation_size=1, all_bands=False)
+            mask = detector.get_cloud_masks(np.clip(toa, 0, 1).transpose(1, 2, 0)[None])[0].astype(bool)
+            self._model_clouds[acq.key] = (mask, coarse)
+            log.info("%s %s: s2cloudless finds %.1f%% cloud over the box", self.source, acq.key, 100 * mask.mean())
+        mask, coarse = self._model_clouds[acq.key]
+        return _sample_nearest(mask, coarse, geobox)
+
     def _decode_classes(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(in image, cloud or shadow) from the class band."""
         if self.profile.sensor == SENSOR_S2:
@@ -317,7 +391,8 @@ class StacSource:
         geobox = GeoBox.from_bbox(self._utm_bounds(), self.aoi.crs, resolution=self.gsd_m)
         rows, cols = geobox.shape.y, geobox.shape.x
         first = acquisitions[0]
-        names = ["blue", "green", "red", "nir"] + ([] if composite else [self.profile.classes[0]])
+        class_band = "cloud_mask" if self.masks.cloud == "s2cloudless" else self.profile.classes[0]
+        names = ["blue", "green", "red", "nir"] + ([] if composite else [class_band])
         stage_key = self._stage_key(acquisitions, composite)
         scene_id = (f"{self.profile.sensor}-median-{acquisitions[0].local_time.date()}-"
                     f"{acquisitions[-1].local_time.date()}-{len(acquisitions)}" if composite
@@ -361,6 +436,9 @@ class StacSource:
             in_image &= self._decode_classes(classes)[0]
         counts = np.rint(np.nan_to_num(reflectance) / STAGE_SCALE).clip(1, 65535).astype(np.uint16)
         counts[:, ~in_image] = 0
+        if self.masks.cloud == "s2cloudless":  # the model's mask replaces the product's classes
+            cloud = self._cloud(acq, classes, strip)[1]
+            classes = np.where(cloud, CLOUD_MASK_CLOUD, CLOUD_MASK_CLEAR)
         classes = np.where(in_image, classes, 0).astype(np.uint16)
         return np.concatenate([counts, classes[None]]), in_image
 
@@ -370,7 +448,7 @@ class StacSource:
         for acq in acquisitions:
             reflectance = self._reflectance(acq.items, self._reflectance_keys(acq.items[0]), strip)
             classes = self._load_strip(acq.items, [self._class_key(acq.items[0])], strip, "nearest")[0]
-            in_image, cloud = self._decode_classes(classes)
+            in_image, cloud = self._cloud(acq, classes, strip)
             reflectance[:, ~in_image | cloud] = np.nan
             stack.append(reflectance)
         with np.errstate(all="ignore"), _quiet_all_nan():
@@ -531,6 +609,17 @@ def _ring_utm(aoi: AreaOfInterest) -> shapely.Polygon:
     xs = np.where(xs > 180.0, xs - 360.0, xs)
     ux, uy = Transformer.from_crs(4326, aoi.crs, always_xy=True).transform(xs, ys)
     return shapely.Polygon(np.column_stack([ux, uy]))
+
+
+def _sample_nearest(mask: np.ndarray, coarse: object, fine: object) -> np.ndarray:
+    """``mask`` on the ``coarse`` geobox, read at the pixel centres of ``fine`` (same CRS), nearest."""
+    ct, ft = coarse.affine, fine.affine  # type: ignore[attr-defined]
+    rows, cols = fine.shape.y, fine.shape.x  # type: ignore[attr-defined]
+    c = np.floor((ft.c + (np.arange(cols) + 0.5) * ft.a - ct.c) / ct.a).astype(int)
+    r = np.floor((ft.f + (np.arange(rows) + 0.5) * ft.e - ct.f) / ct.e).astype(int)
+    c = np.clip(c, 0, mask.shape[1] - 1)
+    r = np.clip(r, 0, mask.shape[0] - 1)
+    return mask[np.ix_(r, c)]
 
 
 def _asset_key(item: pystac.Item, aliases: Sequence[str], band: str, source: str) -> str:

@@ -35,7 +35,9 @@ QA_CIRRUS = 2
 QA_CLOUD = 3
 QA_CLOUD_SHADOW = 4
 QA_UNUSABLE_BITS = (QA_FILL, QA_DILATED_CLOUD, QA_CIRRUS, QA_CLOUD, QA_CLOUD_SHADOW)
-CLASS_BANDS = ("scl", "qa_pixel")
+# ``cloud_mask``: a staged mask from a cloud model (s2cloudless): 0 no data, 1 clear, 2 cloud
+CLOUD_MASK_NODATA, CLOUD_MASK_CLEAR, CLOUD_MASK_CLOUD = 0, 1, 2
+CLASS_BANDS = ("scl", "qa_pixel", "cloud_mask")
 
 
 def qa_pixel_unusable(qa: np.ndarray) -> np.ndarray:
@@ -47,11 +49,13 @@ def qa_pixel_unusable(qa: np.ndarray) -> np.ndarray:
 
 
 def class_band_unusable(band_name: str, values: np.ndarray) -> np.ndarray:
-    """Unusable pixels according to a class band: ``scl`` (Sentinel-2) or ``qa_pixel`` (Landsat)."""
+    """Unusable pixels according to a class band: ``scl`` (Sentinel-2), ``qa_pixel`` (Landsat) or ``cloud_mask``."""
     if band_name == "scl":
         return scl_unusable(values)
     if band_name == "qa_pixel":
         return qa_pixel_unusable(values)
+    if band_name == "cloud_mask":
+        return np.asarray(values) != CLOUD_MASK_CLEAR
     raise InvalidValueError("class band", band_name, f"one of {', '.join(CLASS_BANDS)}")
 
 

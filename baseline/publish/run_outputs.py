@@ -118,7 +118,8 @@ def publish_run(
         config_hash=config.config_hash(),
         code_version=__version__,
         models=models,
-        inputs=[{"scene_id": s.scene_id, "sensor": s.sensor, "href": str(s.href), "sha256": s.checksum} for s in scenes],
+        inputs=[{"scene_id": s.scene_id, "sensor": s.sensor, "href": str(s.href), "sha256": s.checksum,
+                 **({"provenance": s.provenance} if getattr(s, "provenance", None) else {})} for s in scenes],
         stage_timings_s=timings,
         outputs={p.name: sha256_file(p) for name, p in outputs.items()},
         extra={"run_digest": run_key, "notes": notes, "failed_tiles": failed_tiles, "inference": inference or []},  # not "*_key": keys ending so are redacted

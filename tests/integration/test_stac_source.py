@@ -281,6 +281,31 @@ def test_config_errors_name_the_field(server, tmp_path):
     with pytest.raises(ConfigError, match="scene.stac.collections"):
         scenes_of(spec_for(server, tmp_path, stac={"collections": ["naip"]}))
     with pytest.raises(ConfigError, match="s2cloudless"):
-        scenes_of(spec_for(server, tmp_path, masks={"cloud": "s2cloudless"}))
+        scenes_of(spec_for(server, tmp_path, stac={"collections": ["landsat-c2-l2"]}, masks={"cloud": "s2cloudless"}))
     with pytest.raises(ConfigError, match="antimeridian"):
         area_of_interest((10.0, 60.0, 10.0, 61.0), "UTC")
+
+
+def test_s2cloudless_sees_the_cloud_that_scl_missed(server, tmp_path):
+    """SCL calls Tuesday clear and Wednesday partly cloudy; s2cloudless, on the L1C twins, says the opposite."""
+    from tests.servers.stac_scenes import publish_s2_l1c
+
+    west_strip = (CITY[0] - 100, CITY[1] - 100, CITY[0] + 240, CITY[3] + 100)
+    publish_s2(server, server.root, Acq("S2B_TUE", TUE, [], 1.0))
+    publish_s2(server, server.root, Acq("S2B_WED", WED, [(CITY[0], CITY[1], CITY[2], CITY[1] + 400)], 1.0))
+    publish_s2_l1c(server, server.root, Acq("S2B_TUE", TUE, [CITY], 1.0))
+    publish_s2_l1c(server, server.root, Acq("S2B_WED", WED, [west_strip], 1.0))
+
+    (by_classes,) = scenes_of(spec_for(server, tmp_path / "classes"))
+    assert by_classes.scene_id.endswith("2024-06-04")
+
+    (scene,) = scenes_of(spec_for(server, tmp_path / "model", masks={"cloud": "s2cloudless"}))
+    assert scene.scene_id.endswith("2024-06-12") and scene.bands[-1] == "cloud_mask"
+    mask = scene.data.values[4]
+    x = scene.transform.c + (np.arange(scene.shape[1]) + 0.5) * scene.transform.a
+    assert (mask[:, x < CITY[0] + 180] == 2).all()  # cloud where L1C shows it (60 m pixels)
+    assert (mask[:, x > CITY[0] + 420] == 1).all()  # clear elsewhere, SCL's false cloud ignored
+
+    from baseline.preprocess.masks import class_band_unusable
+
+    assert class_band_unusable("cloud_mask", mask)[:, x < CITY[0] + 180].all()

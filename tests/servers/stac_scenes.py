@@ -154,3 +154,34 @@ def publish_s2_across_antimeridian(server: StacServer, root: Path, when: datetim
         server.add_item(item_dict(item_id, "sentinel-2-l2a", when, [lon0, lat0, lon1, lat1], assets,
                                   {"eo:cloud_cover": 0.0, "view:sun_elevation": 60.0, "view:sun_azimuth": 40.0}))
     return (179.92, -16.88, -179.92, -16.82)
+
+
+# top-of-atmosphere spectra s2cloudless knows well: vegetation-and-city ground, and thick cloud
+L1C_BANDS = ("coastal", "blue", "red", "rededge1", "nir", "nir08", "nir09", "cirrus", "swir16", "swir22")
+L1C_GROUND = (0.12, 0.09, 0.06, 0.10, 0.30, 0.32, 0.10, 0.002, 0.18, 0.09)
+L1C_CLOUD = (0.45, 0.44, 0.46, 0.47, 0.50, 0.50, 0.30, 0.05, 0.40, 0.30)
+
+
+def publish_s2_l1c(server: StacServer, root: Path, acq: Acq) -> dict:
+    """The L1C twin of an acquisition (Earth Search keys, 60 m): thick cloud in ``acq.cloud_boxes``."""
+    folder = root / f"{acq.item_id}_L1C"
+    n = int(TILE_M / 60)
+    t60 = Affine(60, 0, TILE_X0, 0, -60, TILE_Y1)
+    cols, rows = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)
+    x, y = TILE_X0 + cols * 60, TILE_Y1 - rows * 60
+    cloudy = np.zeros((n, n), bool)
+    for x0, y0, x1, y1 in acq.cloud_boxes:
+        cloudy |= (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    assets = {}
+    for band, ground, cloud in zip(L1C_BANDS, L1C_GROUND, L1C_CLOUD, strict=True):
+        dn = np.rint(np.where(cloudy, cloud, ground) * 10000 + 1000).astype(np.uint16)
+        write_cog(folder / f"{band}.tif", dn, f"EPSG:{EPSG}", t60)
+        assets[band] = asset(f"{server.url}/files/{acq.item_id}_L1C/{band}.tif", EPSG, (n, n), t60, scale=1e-4,
+                             offset=-0.1)
+    t = Transformer.from_crs(EPSG, 4326, always_xy=True)
+    w, s = t.transform(TILE_X0, TILE_Y1 - TILE_M)
+    e, nn = t.transform(TILE_X0 + TILE_M, TILE_Y1)
+    item = item_dict(f"{acq.item_id}_L1C", "sentinel-2-l1c", acq.when, [w, s, e, nn], assets,
+                     {"eo:cloud_cover": acq.tile_cloud_cover, "s2:processing_baseline": "05.10"})
+    server.add_item(item)
+    return item
