@@ -47,7 +47,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 def _register() -> None:
     """Attach every subcommand; each module owns one command."""
-    for name in ("synth_cmd", "run_cmd", "evaluate_cmd", "train_cmd", "bench_cmd"):
+    for name in ("synth_cmd", "fetch_cmd", "run_cmd", "evaluate_cmd", "train_cmd", "bench_cmd"):
         try:
             module = __import__(f"baseline.cli.{name}", fromlist=["command"])
         except ModuleNotFoundError as exc:

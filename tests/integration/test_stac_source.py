@@ -309,3 +309,33 @@ def test_s2cloudless_sees_the_cloud_that_scl_missed(server, tmp_path):
     from baseline.preprocess.masks import class_band_unusable
 
     assert class_band_unusable("cloud_mask", mask)[:, x < CITY[0] + 180].all()
+
+
+def test_baseline_fetch_stages_and_reports_the_choice(server, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.integration.test_run_remote_cli import REPO
+
+    publish_s2(server, server.root, Acq("S2B_TUE", TUE, [CITY], 3.0))
+    publish_s2(server, server.root, Acq("S2B_WED", WED, [WEST_OF_CITY], 70.0))
+    config = {
+        "schema_version": 1, "name": "fetch", "city": "helsinki", "catalog": str(REPO / "data_catalog"),
+        "scene": {"source": "stac", "path": str(tmp_path / "staged"), "aoi": list(city_lonlat()),
+                  "stac": {"endpoint": server.url}, "selection": {"start": "2024-06-01", "end": "2024-06-30"}},
+        "publish": {"out": str(tmp_path / "out")},
+    }
+    (tmp_path / "fetch.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "baseline.cli.main", "fetch", str(tmp_path / "fetch.yaml"), "--quiet",
+         "--json", str(tmp_path / "chosen.json")], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "sentinel-2-l2a-2024-06-12" in result.stderr and "12:50 local" in result.stderr
+    assert "cloud over the city 0.0%" in result.stderr
+    chosen = json.loads((tmp_path / "chosen.json").read_text())["scenes"][0]
+    assert chosen["provenance"]["acquisitions"][0]["cloud_fraction_over_city"] == 0.0
+    assert (tmp_path / "staged" / "sentinel-2-l2a-2024-06-12.tif").is_file()
+    assert not (tmp_path / "out").exists()  # fetch runs nothing else
