@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -62,8 +62,10 @@ class SelectionSpec(_Strict):
     )
     min_coverage: float = Field(0.5, gt=0, le=1, description="Drop acquisitions that image less of the city than this.")
     weekdays: list[Weekday] | None = Field(None, description="Keep acquisitions on these local weekdays, e.g. [mon, tue].")
-    local_hours: tuple[int, int] | None = Field(
-        None, description="Keep acquisitions whose local hour h has start <= h < end, e.g. [7, 10] for the morning rush."
+    local_hours: tuple[Annotated[int, Field(ge=0, le=24)], Annotated[int, Field(ge=0, le=24)]] | None = Field(
+        None,
+        description="Keep acquisitions whose local hour h has start <= h < end, e.g. [7, 10] for the morning rush "
+        "([22, 2] wraps past midnight).",
     )
     strategy: Literal["least-cloudy", "median"] = Field(
         "least-cloudy",

@@ -65,6 +65,7 @@ from baseline.core.scene import SENSOR_LANDSAT, SENSOR_S2, SENSOR_VHR, Scene
 from baseline.core.secrets import redact, register_secret
 from baseline.errors import BaselineError, ConfigError, SourceError
 from baseline.ingest.http import RETRY_STATUSES, Deadline, HttpPolicy, backoff_delays, public_url
+from baseline.ingest.selection import in_local_window
 from baseline.ingest.staging import StagedMetadata, find_staged, stage_scene
 from baseline.preprocess.masks import class_band_unusable
 
@@ -293,18 +294,6 @@ def _parse_datetime(feature: dict) -> datetime:
         raise SourceError(f"{SOURCE}: catalog feature {feature.get('id')!r} has no valid datetime ({text!r})",
                           hint="the catalog answered something unexpected; retry later") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def in_local_window(when: datetime, tz: ZoneInfo, weekdays: list[str] | None,
-                    hours: tuple[int, int] | None) -> tuple[bool, bool]:
-    """(weekday kept, hour kept) for ``when`` seen in ``tz``; hours ``(a, b)`` with a > b wrap past midnight."""
-    local = when.astimezone(tz)
-    day_ok = weekdays is None or local.strftime("%a").lower() in weekdays
-    if hours is None:
-        return day_ok, True
-    a, b = hours
-    hour_ok = (a <= local.hour < b) if a <= b else (local.hour >= a or local.hour < b)
-    return day_ok, hour_ok
 
 
 def rank_key(p: Overpass) -> tuple[float, float, float]:

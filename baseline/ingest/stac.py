@@ -58,6 +58,7 @@ from baseline.ingest.http import (
     request,
     retry_policy,
 )
+from baseline.ingest.selection import in_local_window
 from baseline.ingest.signing import PlanetaryComputerSigner
 from baseline.ingest.sources import AreaOfInterest
 from baseline.ingest.staging import STAGE_SCALE, StagedMetadata, find_staged, stage_scene
@@ -71,7 +72,6 @@ from baseline.preprocess.masks import (
 
 log = logging.getLogger(__name__)
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SELECTION_GSD_M = 60.0  # pixel of the cloud-over-the-city measurement
 STRIP_CHUNK = 1024
 
@@ -256,19 +256,8 @@ class StacSource:
     def _in_time_windows(self, items: Sequence[pystac.Item]) -> list[pystac.Item]:
         """Items acquired on the wanted local weekdays and hours."""
         tz = ZoneInfo(self.aoi.timezone)
-        kept = []
-        for item in items:
-            if item.datetime is None:
-                continue
-            local = item.datetime.astimezone(tz)
-            if self.selection.weekdays and WEEKDAYS[local.weekday()] not in self.selection.weekdays:
-                continue
-            if self.selection.local_hours and not (
-                self.selection.local_hours[0] <= local.hour < self.selection.local_hours[1]
-            ):
-                continue
-            kept.append(item)
-        return kept
+        return [item for item in items if item.datetime is not None
+                and all(in_local_window(item.datetime, tz, self.selection.weekdays, self.selection.local_hours))]
 
     def _group(self, items: Sequence[pystac.Item]) -> list[Acquisition]:
         """One acquisition per collection and local day (the tiles of one pass)."""
