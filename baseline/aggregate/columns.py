@@ -12,7 +12,8 @@ from __future__ import annotations
 import geopandas as gpd
 import pandas as pd
 
-COUNT_COLUMNS = ("building_count", "vehicles_total", "vehicles_on_road", "vehicles_parked", "vehicles_moving")
+COUNT_COLUMNS = ("building_count", "vehicles_total", "vehicles_on_road", "vehicles_parked", "vehicles_moving",
+                 "vehicles_kerbside")
 RATIO_COLUMNS = ("on_road_share", "on_road_per_lane_km", "on_road_to_parc_ratio")
 
 
@@ -38,6 +39,7 @@ VEHICLE_COLUMNS = (
     *_uncertain("vehicles_on_road"),
     *_uncertain("vehicles_parked"),
     *_uncertain("vehicles_moving"),
+    *_uncertain("vehicles_kerbside"),
     *_uncertain("on_road_share"),
 )
 ROAD_COLUMNS = ("road_length_km", "lane_km", *_uncertain("on_road_per_lane_km"))

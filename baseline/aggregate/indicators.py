@@ -91,9 +91,10 @@ def _inside(frame: gpd.GeoDataFrame, aoi: shapely.Geometry) -> tuple[gpd.GeoData
 
 
 def _strata(present: np.ndarray) -> tuple[Stratum, ...]:
-    """Every (class, on-road, moving) stratum of the known classes and of any other class present."""
+    """Every (class, on-road, moving, kerbside) stratum of the known classes and of any other class present."""
     classes = list(VEHICLE_CLASSES) + sorted(set(map(str, present)) - set(VEHICLE_CLASSES))
-    return tuple(Stratum(c, o, m) for c in classes for o in (True, False) for m in (False, True))
+    return tuple(Stratum(c, o, m, k) for c in classes for o in (True, False) for m in (False, True)
+                 for k in (False, True))
 
 
 def _local_times(quality: SceneQuality) -> tuple[str, str]:
@@ -127,17 +128,19 @@ def _measure_level(
         moving = v_frame["moving"].fillna(False).to_numpy(dtype=bool)
     else:
         cls, on_road, moving = np.zeros(0, dtype=object), np.zeros(0, bool), np.zeros(0, bool)
-    counts = vehicle_counts(v_zone, cls, on_road, moving, strata, n)
+    kerbside = (v_frame["context"].astype(str).to_numpy() == "kerb") if "context" in v_frame else None
+    counts = vehicle_counts(v_zone, cls, on_road, moving, strata, n, kerbside)
     road_km, lane_km = road_measures(
         np.asarray(roads.geometry.values, dtype=object), roads["lanes"].to_numpy(dtype=float), zones.land
     ) if len(roads) else (np.zeros(n), np.zeros(n))
     s_on = np.array([s.on_road for s in strata], dtype=bool)
     s_moving = np.array([s.moving for s in strata], dtype=bool)
+    s_kerb = np.array([s.kerbside for s in strata], dtype=bool)
     v_summary = simulate(
         counts,
         [rates.vehicle_rate(s.vehicle_class, s.contexts) for s in strata],
         {"vehicles_total": np.ones(len(strata), bool), "vehicles_on_road": s_on,
-         "vehicles_parked": ~s_on, "vehicles_moving": s_moving},
+         "vehicles_parked": ~s_on, "vehicles_moving": s_moving, "vehicles_kerbside": s_kerb},
         {"on_road_share": ("vehicles_on_road", "vehicles_total"),
          "on_road_per_lane_km": ("vehicles_on_road", lane_km),
          "on_road_to_parc_ratio": ("vehicles_on_road", np.full(n, parc_value))},
@@ -226,11 +229,13 @@ def _frame(
     counts = level.vehicle_counts
     strata_on = np.array([s.on_road for s in level.strata], dtype=bool)
     strata_moving = np.array([s.moving for s in level.strata], dtype=bool)
+    strata_kerb = np.array([s.kerbside for s in level.strata], dtype=bool)
     raw = {
         "vehicles_total": counts.sum(axis=1),
         "vehicles_on_road": counts[:, strata_on].sum(axis=1),
         "vehicles_parked": counts[:, ~strata_on].sum(axis=1),
         "vehicles_moving": counts[:, strata_moving].sum(axis=1),
+        "vehicles_kerbside": counts[:, strata_kerb].sum(axis=1),
     }
     parc = float(car_parc.value) if car_parc is not None and zones.level == "city" else np.nan
     with np.errstate(divide="ignore", invalid="ignore"):

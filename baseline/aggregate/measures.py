@@ -54,29 +54,38 @@ def building_measures(zone: np.ndarray, area_m2: np.ndarray, height_m: np.ndarra
 
 @dataclass(frozen=True)
 class Stratum:
-    """Vehicles of one class, on the road or not, moving or not."""
+    """Vehicles of one class, on the road or not, moving or not, at the kerb or not.
+
+    ``kerbside``: the vehicle stands in a kerb strip, where on-road or parked
+    was decided by the kerb rule (classify.on_road); those are counted as a
+    figure of their own, since that is where the decision is least certain.
+    """
 
     vehicle_class: str
     on_road: bool
     moving: bool
+    kerbside: bool = False
 
     @property
     def contexts(self) -> tuple[str, ...]:
         """Rate contexts to look up, most specific first."""
         place = "on_road" if self.on_road else "parked"
-        return ("moving", place) if self.moving else (place,)
+        where = ("kerb", place) if self.kerbside else (place,)
+        return ("moving", *where) if self.moving else where
 
 
 def vehicle_counts(
     zone: np.ndarray, vehicle_class: np.ndarray, on_road: np.ndarray, moving: np.ndarray,
-    strata: tuple[Stratum, ...], n_zones: int,
+    strata: tuple[Stratum, ...], n_zones: int, kerbside: np.ndarray | None = None,
 ) -> np.ndarray:
     """Detections per zone and stratum, shape (zones, strata)."""
     counts = np.zeros((n_zones, len(strata)), dtype=np.int64)
     position = {s: i for i, s in enumerate(strata)}
     keep = zone >= 0
+    kerb = np.zeros(len(zone), dtype=bool) if kerbside is None else kerbside
     col = np.array(
-        [position[Stratum(str(c), bool(o), bool(m))] for c, o, m in zip(vehicle_class, on_road, moving, strict=True)],
+        [position[Stratum(str(c), bool(o), bool(m), bool(k))]
+         for c, o, m, k in zip(vehicle_class, on_road, moving, kerb, strict=True)],
         dtype=np.int64,
     )
     np.add.at(counts, (zone[keep], col[keep]), 1)

@@ -27,6 +27,8 @@ Examples:
       another scene of the same map: other traffic, heights and 20% cloud
   baseline synth --city helsinki --out scenes/h-low --sun-elevation 25 --sun-azimuth 220
       a low afternoon sun: long shadows towards the north-east
+  baseline synth --city helsinki --out scenes/h-dense --seed 2027 --dense-parking
+      kerbs and car parks nearly full, cars bumper to bumper
   baseline synth --city helsinki --out scenes/h-crop --bbox 385700,6672000,386000,6672300
       only a 300 m square (UTM metres, EPSG:32635), for quick looks and training chips
   baseline synth --city helsinki --out scenes/kalasatama \\
@@ -69,9 +71,11 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
               help="Height column of --buildings [default: first of height_m, height, measured_height_m, HEIGHT].")
 @click.option("--bbox", default=None, help="Render only xmin,ymin,xmax,ymax (UTM metres) of the scene.")
 @click.option("--no-vehicles", is_flag=True, help="Draw no vehicles (the same scene, empty of traffic).")
+@click.option("--dense-parking", is_flag=True,
+              help="Fill kerbs and car parks almost completely, cars bumper to bumper (the packed-car test case).")
 def synth(city: str, out_dir: Path, gsd: float, seed: int, sun_elevation: float | None, sun_azimuth: float | None,
           when: str, clouds: float, buildings_path: Path | None, height_column: str | None, bbox: str | None,
-          no_vehicles: bool) -> None:
+          no_vehicles: bool, dense_parking: bool) -> None:
     """Render a synthetic VHR + Sentinel-2 scene of a real city map, with exact truth."""
     from baseline.synth import STEPS, RenderParams, parse_time, render_scene, write_scene
 
@@ -80,6 +84,7 @@ def synth(city: str, out_dir: Path, gsd: float, seed: int, sun_elevation: float 
         city=city, seed=seed, gsd_m=gsd, time=parse_time(when), sun_elevation_deg=sun_elevation,
         sun_azimuth_deg=sun_azimuth, clouds=clouds, buildings_path=buildings_path,
         height_column=height_column, bbox=_bbox(bbox), vehicles=not no_vehicles,
+        parking="dense" if dense_parking else "usual",
     )
     with _progress(len(STEPS) + 1) as advance:
         result = render_scene(params, progress=advance)

@@ -78,6 +78,45 @@ def _class_metrics(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, radius: floa
     return out
 
 
+# the truth's finer contexts, as the map places a vehicle (classify.on_road.ROAD_CONTEXTS)
+TRUTH_TO_MAP_CONTEXT = {"lane": "road", "queue": "road", "kerb": "kerb", "car_park": "car_park"}
+MAP_CONTEXTS = ("road", "kerb", "car_park")
+
+
+def _map_context_metrics(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, m: Any) -> dict[str, Any]:
+    """Precision, recall, F1 and on-road accuracy per map context: road, kerb, car park.
+
+    Recall and on-road accuracy go by the truth's context (lanes and queues
+    are the road); precision by the context the pipeline gave its detection
+    (when ``pred`` has ``context``), so a false car on a kerb counts against
+    the kerb. These are the rates the car-park, kerb and road figures rest on.
+    """
+    out: dict[str, Any] = {}
+    t_ctx = truth["context"].astype(str).map(lambda c: TRUTH_TO_MAP_CONTEXT.get(c, "off_road")).to_numpy()
+    p_ctx = pred["context"].astype(str).to_numpy() if _has(pred, "context") else None
+    found = np.zeros(len(truth), dtype=bool)
+    found[m.truth] = True
+    matched = np.zeros(len(pred), dtype=bool)
+    matched[m.pred] = True
+    on_road = _has(pred, "on_road") and _has(truth, "on_road")
+    for ctx in MAP_CONTEXTS:
+        in_t = t_ctx == ctx
+        recall = float(found[in_t].mean()) if in_t.any() else None
+        precision = None
+        if p_ctx is not None and (p_ctx == ctx).any():
+            precision = float(matched[p_ctx == ctx].mean())
+        out[f"vehicle_recall_ctx_{ctx}"] = recall
+        out[f"vehicle_precision_ctx_{ctx}"] = precision
+        out[f"vehicle_f1_ctx_{ctx}"] = (
+            2 * precision * recall / (precision + recall) if precision and recall else None)
+        if on_road:
+            pairs = in_t[m.truth]
+            p_on = pred["on_road"].fillna(False).to_numpy(dtype=bool)[m.pred][pairs]
+            t_on = truth["on_road"].fillna(False).to_numpy(dtype=bool)[m.truth][pairs]
+            out[f"on_road_accuracy_ctx_{ctx}"] = accuracy(p_on, t_on) if pairs.any() else None
+    return out
+
+
 def vehicle_metrics(
     pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, radius: float = 1.5, *,
     pred_name: str = "predictions", truth_name: str = "truth",
@@ -118,6 +157,7 @@ def vehicle_metrics(
             in_ctx = context == ctx
             out[f"vehicle_recall_{ctx}"] = float(found[in_ctx].mean()) if in_ctx.any() else None
             out[f"vehicle_truth_count_{ctx}"] = int(in_ctx.sum())
+        out.update(_map_context_metrics(pred, truth, m))
     else:
         notes.append(f"per-context recall left out: {truth_name} has no 'context'")
 

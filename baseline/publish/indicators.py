@@ -46,6 +46,10 @@ INDICATORS: tuple[Indicator, ...] = (
     Indicator("vehicles_on_road", "Vehicles on the road", "count", interval=True, vehicle_figure=True),
     Indicator("vehicles_parked", "Vehicles parked", "count", interval=True, vehicle_figure=True),
     Indicator("vehicles_moving", "Vehicles moving", "count", interval=True, vehicle_figure=True),
+    Indicator(
+        "vehicles_kerbside", "Vehicles at the kerb (on-road or parked by the kerb rule)", "count",
+        interval=True, vehicle_figure=True,
+    ),
     Indicator("on_road_share", "Share of vehicles on the road", "ratio", interval=True, vehicle_figure=True),
     Indicator("road_length_km", "Road length", "km"),
     Indicator("lane_km", "Lane length", "km"),

@@ -82,6 +82,8 @@ class RenderParams:
             only that part (the plan of the whole scene stays the same, so a crop
             shows exactly what the full render shows there).
         vehicles: draw vehicles (False gives the same scene without traffic).
+        parking: ``"usual"`` or ``"dense"`` (kerbs and car parks nearly full, cars bumper to bumper:
+            the hard case for keeping packed cars apart).
         sentinel2: also render the Sentinel-2-like image.
         sensor_noise: add the sensor's blur and noise (False for exact pixel tests).
         height_prior: how heights are drawn where the map gives none.
@@ -98,6 +100,7 @@ class RenderParams:
     height_column: str | None = None
     bbox: tuple[float, float, float, float] | None = None
     vehicles: bool = True
+    parking: str = "usual"
     sentinel2: bool = True
     sensor_noise: bool = True
     height_prior: HeightPrior = HeightPrior()
@@ -129,6 +132,8 @@ class RenderParams:
             object.__setattr__(self, "bbox", (xmin, ymin, xmax, ymax))
         if self.buildings_path is not None:
             object.__setattr__(self, "buildings_path", Path(self.buildings_path))
+        if self.parking not in ("usual", "dense"):
+            raise InvalidValueError("parking", self.parking, "'usual' or 'dense'")
 
     def describe(self) -> dict[str, object]:
         """The parameters as JSON-ready values (for ``render.json``)."""

@@ -94,6 +94,7 @@ def plan_scene(inputs: SceneInputs, params: RenderParams) -> ScenePlan:
     vehicles, bays = traffic.plan_traffic(
         ctx["road_segments"], carriageways, kerbs, car_parks,
         buildings.geometry.values, inputs.aoi, params.seed, _local_hour(params, inputs),
+        parking=traffic.PARKING[params.parking],
     )
     trees = plan_trees(vegetation, buildings.geometry.values,
                        np.concatenate([carriageways, kerbs, car_parks, ballast, platforms]), params.seed)

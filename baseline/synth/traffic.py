@@ -19,6 +19,7 @@ Rules (right-hand traffic, as in Finland):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -39,6 +40,22 @@ QUEUE_PROBABILITY = {"primary": 0.4, "secondary": 0.3, "tertiary": 0.25, "primar
 LARGE_SHARE = 0.06          # buses and trucks among moving and queued vehicles
 KERB_FILL = 0.33            # chance that the next kerb space is taken
 CAR_PARK_OCCUPANCY = 0.82
+
+
+@dataclass(frozen=True)
+class ParkingRules:
+    """How full kerbs and car parks are, and how tightly cars stand at the kerb."""
+
+    kerb_fill: float = KERB_FILL
+    kerb_gap_m: tuple[float, float] = (0.6, 2.2)
+    car_park_occupancy: float = CAR_PARK_OCCUPANCY
+
+
+PARKING = {
+    "usual": ParkingRules(),
+    # a full city at night or a stadium day: nearly every kerb space and bay taken, bumpers close
+    "dense": ParkingRules(kerb_fill=0.93, kerb_gap_m=(0.35, 0.9), car_park_occupancy=0.98),
+}
 BAY_WIDTH_M, BAY_DEPTH_M, AISLE_M = 2.5, 5.0, 6.0
 STOP_BACK_M = 6.0           # stop line distance before a junction node
 CONTEXT_RANK = {"queue": 0, "lane": 1, "kerb": 2, "car_park": 3}
@@ -61,14 +78,15 @@ def plan_traffic(
     aoi: shapely.Geometry,
     seed: int,
     local_hour: float,
+    parking: ParkingRules = PARKING["usual"],
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """All vehicles of the scene (truth columns plus drawing columns) and the car-park bays."""
     crs = segments.crs
     parts = []
     if len(segments):
         parts.append(_lane_vehicles(segments, stream(seed, "lanes"), traffic_factor(local_hour)))
-        parts.append(_kerb_vehicles(segments[segments["kerb_parking"]], stream(seed, "kerb")))
-    cars_in_parks, bays = _car_park_vehicles(car_parks, stream(seed, "car_parks"))
+        parts.append(_kerb_vehicles(segments[segments["kerb_parking"]], stream(seed, "kerb"), parking))
+    cars_in_parks, bays = _car_park_vehicles(car_parks, stream(seed, "car_parks"), parking)
     parts.append(cars_in_parks)
     cand = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
     if cand is None:
@@ -178,7 +196,7 @@ def _vehicle_size(rng: np.random.Generator, large_share: float = LARGE_SHARE) ->
     return round(rng.uniform(4.0, 5.0), 2), round(rng.uniform(1.7, 1.9), 2), False
 
 
-def _kerb_vehicles(segments: gpd.GeoDataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def _kerb_vehicles(segments: gpd.GeoDataFrame, rng: np.random.Generator, parking: ParkingRules) -> pd.DataFrame:
     if segments.empty:
         return _frame([])
     xy = shapely.get_coordinates(segments.geometry.values).reshape(-1, 2, 2)
@@ -199,17 +217,19 @@ def _kerb_vehicles(segments: gpd.GeoDataFrame, rng: np.random.Generator) -> pd.D
                 veh_len, veh_w, large = _vehicle_size(rng, 0.01)
                 if s + veh_len > length - 0.2:
                     break
-                if rng.random() < KERB_FILL:
+                if rng.random() < parking.kerb_fill:
                     centre = a + d * (s + veh_len / 2.0) + right * side * offset
                     rows.append((centre[0], centre[1], heading + rng.normal(0, 1.0), veh_len, veh_w,
                                  large, 0.0, "kerb"))
-                    s += veh_len + rng.uniform(0.6, 2.2)
+                    s += veh_len + rng.uniform(*parking.kerb_gap_m)
                 else:
                     s += rng.uniform(4.0, 8.0)
     return _frame(rows)
 
 
-def _car_park_vehicles(parks: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+def _car_park_vehicles(
+    parks: np.ndarray, rng: np.random.Generator, parking: ParkingRules
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Cars in rows of bays across each car park; also returns every bay (taken or not)."""
     rows, bays = [], []
     for park in parks:
@@ -239,7 +259,7 @@ def _car_park_vehicles(parks: np.ndarray, rng: np.random.Generator) -> tuple[pd.
         inside = shapely.contains(shapely.buffer(park, 0.3), boxes)
         bays.append(boxes[inside])
         for x, y, f in zip(cx[inside], cy[inside], ff.ravel()[inside], strict=True):
-            if rng.random() > CAR_PARK_OCCUPANCY:
+            if rng.random() > parking.car_park_occupancy:
                 continue
             veh_len, veh_w, _ = _vehicle_size(rng, 0.0)
             nose_in = rng.random() < 0.75

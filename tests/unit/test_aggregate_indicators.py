@@ -231,3 +231,18 @@ def test_no_detections_gives_zero_counts_and_no_share():
     assert city["vehicles_total_lo"] == 0 and city["vehicles_total_hi"] == 0
     assert pd.isna(city["on_road_share"])
     assert shapely.equals(city.geometry, aoi)
+
+
+def test_kerbside_vehicles_are_a_figure_of_their_own_with_an_interval():
+    buildings, vehicles, roads, aoi = frames(n_vehicles=80, seed=3)
+    rng = np.random.default_rng(3)
+    vehicles["context"] = rng.choice(["road", "kerb", "car_park", "off_road"], len(vehicles))
+    ind = run(buildings, vehicles, roads, aoi)
+    city = ind.city.iloc[0]
+    kerb = int((vehicles["context"] == "kerb").sum())
+    assert city["vehicles_kerbside"] == kerb
+    assert city["vehicles_kerbside_lo"] <= city["vehicles_kerbside_est"] <= city["vehicles_kerbside_hi"]
+    assert city["vehicles_kerbside_hi"] > city["vehicles_kerbside_lo"]  # measured rates, not certainty
+    assert city["vehicles_total"] == city["vehicles_on_road"] + city["vehicles_parked"]  # unchanged by the split
+    without = run(buildings, vehicles.drop(columns="context"), roads, aoi).city.iloc[0]
+    assert without["vehicles_kerbside"] == 0 and without["vehicles_on_road"] == city["vehicles_on_road"]

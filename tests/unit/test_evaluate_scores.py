@@ -195,3 +195,27 @@ def test_a_file_without_crs_is_a_typed_error(tmp_path):
     tb.set_crs(None, allow_override=True).to_parquet(tmp_path / "nocrs.parquet")
     with pytest.raises(MissingCRSError, match="no CRS"):
         evaluate_buildings(tmp_path / "nocrs.parquet", tmp_path / "truth.parquet")
+
+
+def test_per_map_context_precision_recall_and_on_road_accuracy():
+    """Lanes and queues are the road; precision goes by the context the pipeline gave its detection."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from baseline.evaluate.scoring import vehicle_metrics
+
+    truth = gpd.GeoDataFrame({
+        "context": ["lane", "queue", "kerb", "kerb", "car_park"],
+        "on_road": [True, True, False, False, False],
+    }, geometry=[Point(0, 0), Point(10, 0), Point(20, 0), Point(30, 0), Point(40, 0)], crs="EPSG:32635")
+    pred = gpd.GeoDataFrame({
+        "context": ["road", "road", "kerb", "kerb", "car_park"],
+        "on_road": [True, True, True, False, False],  # the first kerb car called on the road
+    }, geometry=[Point(0, 0.2), Point(10, 0.1), Point(20, 0.3), Point(35, 0), Point(40, 0.1)], crs="EPSG:32635")
+    out = vehicle_metrics(pred, truth, radius=1.5)
+    assert out["vehicle_recall_ctx_road"] == 1.0 and out["vehicle_precision_ctx_road"] == 1.0
+    assert out["vehicle_recall_ctx_kerb"] == 0.5  # the car at x=30 was missed
+    assert out["vehicle_precision_ctx_kerb"] == 0.5  # the detection at x=35 is false
+    assert out["vehicle_f1_ctx_kerb"] == 0.5
+    assert out["on_road_accuracy_ctx_kerb"] == 0.0 and out["on_road_accuracy_ctx_road"] == 1.0
+    assert out["on_road_accuracy_ctx_car_park"] == 1.0
