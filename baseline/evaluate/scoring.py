@@ -57,11 +57,29 @@ def building_metrics(
     notes = []
     why = _missing("height_m", pred, truth, pred_name, truth_name)
     if why is None:
-        err = pred["height_m"].to_numpy(dtype=float)[m.pred] - truth["height_m"].to_numpy(dtype=float)[m.truth]
+        truth_h = truth["height_m"].to_numpy(dtype=float)[m.truth]
+        err = pred["height_m"].to_numpy(dtype=float)[m.pred] - truth_h
         out.update(height_mae_m=mae(err), height_rmse_m=rmse(err), height_bias_m=bias(err))
+        out.update(_height_bands(err, truth_h))
     else:
         notes.append(f"height metrics left out: {why}")
     out["notes"] = notes
+    return out
+
+
+# height bands by true height: low-rise, mid-rise, tall (tall buildings are the ones products squash)
+HEIGHT_BANDS_M = (("under_10m", 0.0, 10.0), ("10_30m", 10.0, 30.0), ("over_30m", 30.0, float("inf")))
+
+
+def _height_bands(err: np.ndarray, truth_h: np.ndarray) -> dict[str, Any]:
+    """MAE, RMSE, bias and count of height errors per band of true height."""
+    out: dict[str, Any] = {}
+    for name, lo, hi in HEIGHT_BANDS_M:
+        band = (truth_h >= lo) & (truth_h < hi)
+        out[f"height_mae_m_{name}"] = mae(err[band])
+        out[f"height_rmse_m_{name}"] = rmse(err[band])
+        out[f"height_bias_m_{name}"] = bias(err[band])
+        out[f"height_count_{name}"] = int(band.sum())
     return out
 
 

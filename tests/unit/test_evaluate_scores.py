@@ -219,3 +219,22 @@ def test_per_map_context_precision_recall_and_on_road_accuracy():
     assert out["vehicle_f1_ctx_kerb"] == 0.5
     assert out["on_road_accuracy_ctx_kerb"] == 0.0 and out["on_road_accuracy_ctx_road"] == 1.0
     assert out["on_road_accuracy_ctx_car_park"] == 1.0
+
+
+def test_height_errors_per_band_of_true_height():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from baseline.evaluate.scoring import building_metrics
+
+    truth_h = [6.0, 8.0, 20.0, 60.0]
+    pred_h = [7.0, 7.0, 23.0, 40.0]  # the tall one squashed by 20 m
+    geoms = [box(i * 50, 0, i * 50 + 20, 20) for i in range(4)]
+    truth = gpd.GeoDataFrame({"height_m": truth_h}, geometry=geoms, crs="EPSG:32635")
+    pred = gpd.GeoDataFrame({"height_m": pred_h}, geometry=geoms, crs="EPSG:32635")
+    out = building_metrics(pred, truth)
+    assert out["height_count_under_10m"] == 2 and out["height_mae_m_under_10m"] == 1.0
+    assert out["height_bias_m_under_10m"] == 0.0
+    assert out["height_mae_m_10_30m"] == 3.0 and out["height_count_10_30m"] == 1
+    assert out["height_mae_m_over_30m"] == 20.0 and out["height_bias_m_over_30m"] == -20.0
+    assert out["height_rmse_m"] > out["height_mae_m"]  # the squashed tower dominates
