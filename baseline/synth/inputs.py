@@ -141,8 +141,12 @@ def _file_inputs(params: RenderParams, footprints: gpd.GeoDataFrame, pbf: Path) 
     context: dict[str, gpd.GeoDataFrame] = {}
     for name in _CONTEXT_FRAMES:
         frame = getattr(ctx, name)
-        frame = frame if ctx.crs == crs else frame.to_crs(crs)
-        context[name] = frame[frame.intersects(aoi)].reset_index(drop=True)
+        context[name] = frame if ctx.crs == crs else frame.to_crs(crs)
+    # carriageway i is segment i buffered: keep or drop them together, so their rows stay aligned
+    roads = (context["road_segments"].intersects(aoi) | context["carriageways"].intersects(aoi)).to_numpy()
+    for name in _CONTEXT_FRAMES:
+        keep = roads if name in ("road_segments", "carriageways") else context[name].intersects(aoi).to_numpy()
+        context[name] = context[name][keep].reset_index(drop=True)
     return SceneInputs(
         crs=crs, aoi=aoi, centre_lonlat=_lonlat(core, crs),
         sun_elevation_deg=elev, sun_azimuth_deg=az, sun_source=how,

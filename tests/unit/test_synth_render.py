@@ -184,3 +184,19 @@ def test_footprint_heights_column_is_found_named_or_drawn(box_building, tmp_path
     assert 6.0 <= result.buildings["height_m"].iloc[0] <= 45.0
     with pytest.raises(RenderError, match="above the horizon"):
         render_scene(RenderParams(buildings_path=box_building, time=parse_time("2024-12-14T22:00:00Z")))
+
+
+def test_footprints_inside_the_map_area_render_with_the_map_roads(tmp_path):
+    """Given footprints among mapped streets: road segments and carriageways stay row-aligned (was an IndexError)."""
+    footprints = gpd.GeoDataFrame(
+        {"height_m": [12.0, 25.0, 40.0]},
+        geometry=[shapely.box(385920, 6672220, 385950, 6672250), shapely.box(385990, 6672300, 386020, 6672340),
+                  shapely.box(386050, 6672360, 386080, 6672380)],
+        crs="EPSG:32635",
+    )
+    path = tmp_path / "footprints.geojson"
+    footprints.to_file(path, driver="GeoJSON")
+    result = render_scene(RenderParams(city="helsinki", seed=5, buildings_path=path, height_column="height_m",
+                                       sun_elevation_deg=45, sun_azimuth_deg=200, sentinel2=False))
+    assert sorted(result.buildings["height_m"].round(1)) == [12.0, 25.0, 40.0]
+    assert len(result.roads) > 0  # the map's streets came along
