@@ -44,12 +44,17 @@ def command(config: Path, out: Path | None, scene_dir: Path | None, quiet: bool)
         console.print(f"[green]up to date[/green]: {summary.out}")
         return
     t = summary.timings_s
-    console.print(
-        f"[bold green]done[/bold green] in {sum(v for k, v in t.items() if k in ('ingest', 'preprocess_detect', 'classify', 'aggregate', 'publish')):.0f} s: "
-        f"{summary.buildings} buildings, {summary.vehicles} vehicles "
-        f"({summary.vehicles_on_road} on the road), {summary.tiles_total} tiles "
-        f"({summary.tiles_reused} reused)"
-    )
+    seconds = sum(v for k, v in t.items() if k in ("ingest", "preprocess_detect", "classify", "aggregate", "trucks",
+                                                    "publish"))
+    if summary.area_estimates:
+        what = ("Sentinel-2 only: built-up coverage, mean height and volume per cell as area estimates "
+                "(no building or vehicle counts)")
+    else:
+        what = (f"{summary.buildings} buildings, {summary.vehicles} vehicles ({summary.vehicles_on_road} on the "
+                f"road), {summary.tiles_total} tiles ({summary.tiles_reused} reused)")
+    if summary.moving_trucks is not None:
+        what += f"; {summary.moving_trucks} moving trucks in the Sentinel-2 scene"
+    console.print(f"[bold green]done[/bold green] in {seconds:.0f} s: {what}")
     for name, path in summary.outputs.items():
         console.print(f"  {name:<28} {path}")
     if summary.tiles_failed:

@@ -15,6 +15,7 @@ from typing import Any
 import geopandas as gpd
 
 from baseline import __version__
+from baseline.core.geoparquet import write_geoparquet
 from baseline.core.hashing import sha256_file
 from baseline.publish.manifest import write_manifest
 from baseline.publish.report import write_report
@@ -35,6 +36,15 @@ def _model_entry(card: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _trucks_note(trucks: gpd.GeoDataFrame, city: gpd.GeoDataFrame) -> str:
+    """The report's line on Sentinel-2 trucks: relative traffic per road length, not a count of vehicles."""
+    road_km = float(city["road_length_km"].iloc[0]) if len(city) and "road_length_km" in city else 0.0
+    rate = f", {len(trucks) / road_km:.2f} per road-km" if road_km > 0 else ""
+    return (f"Sentinel-2: {len(trucks)} moving truck(s) seen on the roads{rate} (trucks_s2.parquet). This is "
+            "relative traffic from the 10 m bands' timing: only large moving vehicles show, so it is not a count "
+            "of vehicles")
+
+
 def publish_run(
     out: Path,
     *,
@@ -51,6 +61,9 @@ def publish_run(
     city: Any,
     failed_tiles: list[dict[str, Any]] | None = None,
     inference: list[str] | None = None,
+    trucks: gpd.GeoDataFrame | None = None,
+    trucks_model: dict[str, Any] | None = None,
+    extra_models: list[dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write every output of a run into ``out``; return them by name.
 
@@ -59,7 +72,11 @@ def publish_run(
     :class:`~baseline.context.osm.MapContext`, ``cards`` the models' cards;
     ``failed_tiles`` lists tiles that failed (they count as no coverage) and
     goes into the manifest and the report's notes; ``inference`` says how the
-    networks ran on the workers (device, precision, layout), for the manifest.
+    networks ran on the workers (device, precision, layout), for the manifest;
+    ``trucks`` are moving trucks seen in a Sentinel-2 scene (``trucks_s2.parquet``),
+    reported as relative traffic, never as a vehicle count, and ``trucks_model``
+    the manifest entry of the network that found them; ``extra_models`` are
+    manifest entries of other networks the run used (the Sentinel-2 area path's).
     """
     failed_tiles = failed_tiles or []
     notes = list(indicators.notes)
@@ -76,7 +93,11 @@ def publish_run(
             run_id=run_key, code_version=__version__,
         )
     )
-    models = [_model_entry(c) for c in cards]
+    if trucks is not None:
+        outputs["trucks_s2.parquet"] = write_geoparquet(trucks, out / "trucks_s2.parquet")
+        notes.append(_trucks_note(trucks, indicators.city))
+    models = [_model_entry(c) for c in cards] + list(extra_models or [])
+    models += [trucks_model] if trucks is not None and trucks_model else []
     car_parc = indicators.city.iloc[0] if len(indicators.city) else None
     if config.publish.report:
         outputs["report.html"] = write_report(

@@ -70,16 +70,18 @@ class RunSummary:
     vehicles_on_road: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
+    area_estimates: bool = False
+    moving_trucks: int | None = None
 
 
 def _ensure_scene(config: RunConfig, scene_dir: Path, explicit: bool, progress: StageProgress) -> None:
     """Render the demo scene when the config says so and the folder has no imagery."""
-    if (scene_dir / "vhr.json").is_file():
+    if (scene_dir / "vhr.json").is_file() or (scene_dir / "s2.json").is_file():
         return
     spec = config.scene.render_if_missing
     if explicit or spec is None:
         raise InputFileError(
-            scene_dir, "no scene here (vhr.json missing)",
+            scene_dir, "no scene here (neither vhr.json nor s2.json)",
             hint="render one with `baseline synth --city helsinki --out DIR`, or point --scene at a scene folder",
         )
     from baseline.synth import RenderParams, render_scene, write_scene
@@ -93,24 +95,120 @@ def _ensure_scene(config: RunConfig, scene_dir: Path, explicit: bool, progress: 
         write_scene(render_scene(params), scene_dir)
 
 
+def _trucks_model() -> dict[str, object]:
+    """The Sentinel-2 truck network's manifest entry (its weights' hash is part of the run's digest)."""
+    from baseline.detect.s2_trucks import model_entry
+
+    return model_entry()
+
+
+def _moving_trucks(scene: Scene, context: MapContext, aoi: shapely.Geometry) -> gpd.GeoDataFrame:
+    """Moving trucks of a Sentinel-2 scene on the map's carriageways, inside the AOI, in the map's CRS."""
+    from baseline.detect.s2_trucks import trucks_table
+
+    trucks = trucks_table(scene, context.carriageways).to_crs(context.crs)
+    return trucks[shapely.intersects(aoi, trucks.geometry.values)].reset_index(drop=True)
+
+
 def _area_of_interest(config: RunConfig, city: CityEntry) -> AreaOfInterest | None:
     """The box a remote source fetches: the config's ``scene.aoi``, else the city's catalog AOI."""
     bbox = config.scene.aoi or getattr(city, "aoi_bbox", None)
     return None if bbox is None else area_of_interest(bbox, city.timezone)
 
 
-def _pick_scenes(scenes: list[Scene], scene_dir: Path) -> tuple[Scene, Scene | None]:
-    """The very-high-resolution scene the detectors read, and a Sentinel-2 scene for its cloud mask."""
+def _pick_scenes(scenes: list[Scene], scene_dir: Path) -> tuple[Scene | None, Scene | None]:
+    """The very-high-resolution scene the detectors read (None when there is only Sentinel-2: the area path),
+    and a Sentinel-2 scene (its cloud mask, moving trucks, and the area path's pixels)."""
     vhr = [s for s in scenes if s.sensor == SENSOR_VHR]
     s2 = [s for s in scenes if s.sensor == SENSOR_S2]
-    if not vhr:
+    if not vhr and not s2:
         found = ", ".join(sorted({f"{s.sensor} at {s.gsd_m:g} m" for s in scenes})) or "nothing"
         raise InputFileError(
-            scene_dir, f"no very-high-resolution scene (sensor 'vhr') among the scenes found ({found})",
-            hint="building and vehicle detection needs imagery of 0.6 m or finer; Sentinel-2 and Landsat scenes "
-            "are staged and masked, but the per-cell 10 m path (built-up fraction, mean height) is not built yet",
+            scene_dir, f"no very-high-resolution or Sentinel-2 L2A scene among the scenes found ({found})",
+            hint="buildings and vehicles as objects need imagery of 0.6 m or finer; Sentinel-2 L2A alone gives "
+            "built-up area estimates per cell; Landsat and Level-1 scenes are staged and masked, but not mapped",
         )
-    return vhr[0], (s2[0] if s2 else None)
+    return (vhr[0] if vhr else None), (s2[0] if s2 else None)
+
+
+def _empty_vehicles(crs: object) -> gpd.GeoDataFrame:
+    """A vehicles table with the output columns (and ``context``) and no rows."""
+    frame = pd.DataFrame({
+        "vehicle_id": pd.array([], dtype="Int64"), "class": pd.Series([], dtype=object),
+        "on_road": pd.Series([], dtype=bool), "moving": pd.Series([], dtype=bool),
+        "speed_kmh": pd.Series([], dtype=float), "heading_deg": pd.Series([], dtype=float),
+        "score": pd.Series([], dtype=float), "scene_id": pd.Series([], dtype=object),
+        "context": pd.Series([], dtype=object),
+    })
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _run_sentinel2_only(
+    config: RunConfig, s2_scene: Scene, context: MapContext, city: CityEntry, out: Path, scene_dir: Path,
+    progress: StageProgress, timings: dict[str, float], t_start: float,
+) -> RunSummary:
+    """The area path: a city with only Sentinel-2 gets coverage, mean height and built volume per city,
+    district and H3 cell as area estimates from 10 m pixels (no building or vehicle counts), and the
+    moving trucks as relative traffic."""
+    from baseline.aggregate.area_estimates import with_area_estimates
+    from baseline.detect.buildings import empty_buildings
+    from baseline.detect.s2_builtup import builtup_maps
+    from baseline.detect.s2_builtup import model_entry as builtup_entry
+    from baseline.detect.s2_trucks import scene_reflectance
+
+    builtup_model = builtup_entry()
+    trucks_model = _trucks_model()
+    run_key = _digest(config.config_hash(), str(scene_dir), s2_scene.checksum, builtup_model, trucks_model,
+                      __version__, code_digest())
+    if _already_complete(out, run_key):
+        progress.note(f"{out} already holds this run's outputs (same config, inputs and models): nothing to do")
+        return RunSummary(out=out, skipped=True)
+    if s2_scene.crs != context.crs:
+        raise ConfigError(f"the Sentinel-2 scene in {scene_dir} is in {s2_scene.crs}, the map context of "
+                          f"{config.city!r} in {context.crs}",
+                          hint="stage the scene on the city's UTM grid (remote sources do this by themselves)")
+    aoi = shapely.box(*s2_scene.bounds).intersection(context.aoi)
+    if aoi.is_empty:
+        raise ConfigError(f"the scene in {scene_dir} does not overlap the map context of {config.city!r}",
+                          hint="check the scene's location and the config's city")
+    model_name = f"{builtup_model['name']}@{builtup_model['version']}"
+    with progress.stage("detect", f"built-up fraction and height per 10 m pixel ({model_name})") as t:
+        refl, valid = scene_reflectance(s2_scene)
+        fraction, height = builtup_maps(refl, valid, s2_scene.sun_elevation_deg, s2_scene.sun_azimuth_deg)
+    timings["preprocess_detect"] = t.seconds
+    buildings, vehicles = empty_buildings(context.crs), _empty_vehicles(context.crs)
+    with progress.stage("aggregate", f"area estimates for the city and H3 cells (resolution "
+                                     f"{config.aggregate.h3_resolution})") as t:
+        quality = SceneQuality(
+            acquired_at_utc=s2_scene.acquired_at, timezone=city.timezone, sensor=s2_scene.sensor,
+            gsd_m=s2_scene.gsd_m, model=model_name, valid_fraction=float(valid.mean()) if valid.size else 0.0,
+        )
+        indicators = aggregate(
+            buildings, vehicles, context.road_segments, aoi, context.crs,
+            quality=quality, rates=rates_from_cards(None, None), city=city.name,
+            car_parc=load_car_parc(config.catalog, config.city),
+            h3_resolution=config.aggregate.h3_resolution,
+            min_vehicles_per_cell=config.aggregate.min_vehicles_per_cell,
+            min_valid_fraction=config.aggregate.min_valid_fraction,
+            valid=ValidCoverage(mask=valid, transform=s2_scene.transform),
+            capabilities=Capabilities.for_sensor(s2_scene.sensor, s2_scene.gsd_m),
+        )
+        indicators = with_area_estimates(indicators, fraction, height, valid, s2_scene.transform, s2_scene.crs,
+                                         model=model_name, min_valid_fraction=config.aggregate.min_valid_fraction)
+    timings["aggregate"] = t.seconds
+    with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
+        trucks = _moving_trucks(s2_scene, context, aoi)
+    timings["trucks"] = t.seconds
+    with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
+        timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
+        outputs = publish_run(
+            out, config=config, run_key=run_key, buildings=buildings, vehicles=vehicles, indicators=indicators,
+            context=context, aoi=aoi, scenes=[s2_scene], cards=[], timings=timings, city=city, failed_tiles=[],
+            inference=[], trucks=trucks, trucks_model=trucks_model, extra_models=[builtup_model],
+        )
+    timings["publish"] = t.seconds
+    return RunSummary(out=out, skipped=False, timings_s=timings, outputs=outputs, area_estimates=True,
+                      moving_trucks=len(trucks))
 
 
 def _digest(*parts: object) -> str:
@@ -208,14 +306,17 @@ def run_pipeline(
         if context is None:
             context = load_osm_context(config.osm or city.osm_path())
     timings["ingest"] = t.seconds
+    if scene is None:
+        return _run_sentinel2_only(config, s2_scene, context, city, out, scene_dir, progress, timings, t_start)
 
     b_ref = read_model_ref(models_dir, config.detect.buildings_model, config.detect.buildings_version)
     v_ref = read_model_ref(models_dir, config.detect.vehicles_model, config.detect.vehicles_version)
     b_ref = ModelRef(**{**b_ref.__dict__, "chip_px": b_ref.chip_px or config.preprocess.chip_px})
     v_ref = ModelRef(**{**v_ref.__dict__, "chip_px": v_ref.chip_px or config.preprocess.chip_px})
     cards = [read_card(r.name, r.version, models_dir) for r in (b_ref, v_ref)]
+    trucks_model = _trucks_model() if s2_scene is not None else None
     run_key = _digest(config.config_hash(), str(scene_dir), scene.checksum, s2_scene.checksum if s2_scene else None,
-                      b_ref.__dict__, v_ref.__dict__, cards, __version__, code_digest())
+                      b_ref.__dict__, v_ref.__dict__, cards, trucks_model, __version__, code_digest())
     if _already_complete(out, run_key):
         progress.note(f"{out} already holds this run's outputs (same config, inputs and models): nothing to do")
         return RunSummary(out=out, skipped=True)
@@ -296,6 +397,12 @@ def run_pipeline(
         )
     timings["aggregate"] = t.seconds
 
+    trucks = None
+    if s2_scene is not None:
+        with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
+            trucks = _moving_trucks(s2_scene, context, aoi)
+        timings["trucks"] = t.seconds
+
     with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
         timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
         outputs = publish_run(
@@ -303,6 +410,7 @@ def run_pipeline(
             context=context, aoi=aoi, scenes=[s for s in (scene, s2_scene) if s is not None],
             cards=cards, timings=timings, city=city, failed_tiles=[f.as_dict() for f in failures],
             inference=sorted({str(r.stats["inference"]) for r in results.values() if "inference" in r.stats}),
+            trucks=trucks, trucks_model=trucks_model,
         )
     timings["publish"] = t.seconds
 
@@ -310,7 +418,7 @@ def run_pipeline(
         out=out, skipped=False, tiles_total=len(jobs), tiles_failed=[f.tile_id for f in failures],
         tiles_reused=sum(r.reused for r in results.values()),
         buildings=len(buildings), vehicles=len(vehicles), vehicles_on_road=int(vehicles["on_road"].sum()),
-        timings_s=timings, outputs=outputs,
+        timings_s=timings, outputs=outputs, moving_trucks=None if trucks is None else len(trucks),
     )
 
 

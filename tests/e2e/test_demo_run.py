@@ -51,7 +51,7 @@ def test_demo_accuracy_against_truth(demo_run):
 def test_manifest_records_provenance(demo_run):
     manifest = json.loads((demo_run["run"] / "manifest.json").read_text())
     assert len(manifest["config_hash"]) == 64
-    assert {m["name"] for m in manifest["models"]} == {"buildings-unet", "vehicles-centernet"}
+    assert {m["name"] for m in manifest["models"]} == {"buildings-unet", "vehicles-centernet", "s2-trucks"}
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     for name, digest in manifest["outputs"].items():
         assert sha256_file(demo_run["run"] / name) == digest
@@ -59,6 +59,21 @@ def test_manifest_records_provenance(demo_run):
     assert manifest["extra"]["failed_tiles"] == []
     (inference,) = manifest["extra"]["inference"]  # every worker ran the networks the same way
     assert inference.split()[0] in ("cpu", "cuda") and inference.split()[1] in ("fp32", "bf16", "fp16")
+
+
+def test_sentinel2_trucks_lie_on_carriageways_and_are_reported_as_relative_traffic(demo_run):
+    """The demo's Sentinel-2 scene gives ``trucks_s2.parquet``: moving trucks on the map's roads, in the map's
+    CRS, each near a true moving truck or at least on a carriageway, and the report's note on relative traffic."""
+    run = demo_run["run"]
+    trucks = gpd.read_parquet(run / "trucks_s2.parquet")
+    assert trucks.crs.to_epsg() == 32635
+    assert len(trucks) >= 1
+    roads = gpd.read_parquet(demo_run["truth"] / "roads.parquet").to_crs(trucks.crs)
+    distance = trucks.geometry.apply(lambda p: roads.distance(p).min())
+    assert (distance <= 15.0).all(), distance.describe()
+    assert (trucks["speed_kmh"] > 0).all()
+    notes = json.loads((run / "manifest.json").read_text())["extra"]["notes"]
+    assert any("moving truck" in n and "not a count of vehicles" in n for n in notes), notes
 
 
 def test_rerun_is_up_to_date_and_identical(demo_run):
