@@ -34,9 +34,8 @@ keeps its measured height (checked per scene: ``truth_heights_measured``).
 
 No Sentinel-2 companion image is rendered by default (``--sentinel2`` adds
 it): in the pipeline it only feeds the cloud mask (these scenes are
-cloud-free) and the moving-truck stage, which is not what is tested here
-(and which, in the working tree this was written in, stopped the run for want
-of its ``models/s2-trucks`` model). Buildings do not depend on it.
+cloud-free) and the moving-truck stage, which is not what is tested here.
+Buildings do not depend on it.
 
     .venv/bin/python scripts/score_helsinki3d.py                   # the default set below
     .venv/bin/python scripts/score_helsinki3d.py --work /tmp/h3d --json scores.json
