@@ -195,6 +195,10 @@ def vehicles_map(layers: MapLayers, facts: ReportFacts) -> str:
     if "on_road" not in frame.columns:
         return placeholder(fig_id, "On-road versus parked is not measurable from this run: "
                            "vehicles carry no on-road flag.", caption)
+    if not len(frame) and caps.large_moving_only and not caps.cars:
+        return placeholder(fig_id, f"Cars are not measurable from this imagery ({facts.sensor_name}, "
+                           f"{fmt_number(facts.gsd_m)} m pixels); moving trucks, where found, are in "
+                           "trucks_s2.parquet as relative traffic.", caption)
     if not len(frame):
         return placeholder(fig_id, "No vehicles were detected in the mapped area.", caption)
     on_road = frame["on_road"].fillna(False).astype(bool).to_numpy()
@@ -266,7 +270,7 @@ def h3_share_map(layers: MapLayers, facts: ReportFacts) -> str:
     caption = (f"<strong>Share of vehicles on the road, per hexagonal cell{res}.</strong> "
                f"Hatched grey: {escape(withheld_label)}, to protect privacy.")
     cells = layers.cells
-    if "on_road_share" not in cells.columns:
+    if "on_road_share" not in cells.columns or not facts.capabilities.cars:
         return placeholder(fig_id, "On-road share per cell is not measurable from this imagery.", caption)
     if not len(cells):
         return placeholder(fig_id, "No cells to show.", caption)

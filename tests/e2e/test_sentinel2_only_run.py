@@ -50,6 +50,9 @@ def test_run_ends_well_and_says_what_it_gave(s2_only_run):
     for name in ("indicators_city.parquet", "indicators_h3.parquet", "trucks_s2.parquet", "manifest.json",
                  "report.html"):
         assert (s2_only_run["run"] / name).is_file(), name
+    report = (s2_only_run["run"] / "report.html").read_text()
+    assert "Cars are not measurable from this imagery" in report  # not "no vehicles were detected"
+    assert "On-road share per cell is not measurable" in report
 
 
 def test_area_figures_published_counts_withheld(s2_only_run):
