@@ -146,6 +146,9 @@ def buildings_map(layers: MapLayers, facts: ReportFacts) -> str:
                "height; roads in light grey; dashed line: the mapped area.")
     frame = layers.buildings
     if not facts.capabilities.single_buildings:
+        cells = layers.cells
+        if "coverage_ratio" in cells.columns and np.isfinite(cells["coverage_ratio"].to_numpy(dtype=float)).any():
+            return _coverage_map(layers, facts, fig_id)
         return placeholder(fig_id, f"Single buildings are not measurable from this imagery "
                            f"({facts.sensor_name}, {fmt_number(facts.gsd_m)} m pixels).", caption)
     if "height_m" not in frame.columns:
@@ -179,6 +182,38 @@ def buildings_map(layers: MapLayers, facts: ReportFacts) -> str:
         img = figure_to_img(fig, f"Map of {len(frame)} buildings coloured by height")
     if (~known).any():
         caption += f" White: {int((~known).sum())} buildings without a height estimate."
+    return figure_block(fig_id, img, caption)
+
+
+def _coverage_map(layers: MapLayers, facts: ReportFacts, fig_id: str) -> str:
+    """Built-up coverage per H3 cell, for imagery that sees built-up area but not single buildings."""
+    cells = layers.cells
+    coverage = cells["coverage_ratio"].to_numpy(dtype=float)
+    shown = np.isfinite(coverage)
+    norm = Normalize(0.0, max(0.05, float(np.nanmax(coverage))))
+    cmap = colormaps["YlGnBu"]
+    extent = _extent([g for g in (layers.aoi, cells.geometry) if g is not None and len(g)])
+    with figure(*_map_size(extent, 1.2), font_size=MAP_FONT) as fig:
+        ax = fig.add_subplot()
+        _draw_context(ax, layers, faint_buildings=True)
+        coll = add_polygons(ax, cells.geometry[shown], cmap=cmap, norm=norm, alpha=0.85, edgecolor="white",
+                            linewidths=0.8, zorder=6)
+        coll.set_array(coverage[shown])
+        if (~shown).any():
+            add_polygons(ax, cells.geometry[~shown], facecolor=WITHHELD_FACE, edgecolor="#6b7280", hatch="////",
+                         linewidths=0.6, alpha=0.9, zorder=6)
+        style_map_axes(ax, extent)
+        add_scale_bar(ax, extent)
+        add_north_arrow(ax)
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.02,
+                           format=PercentFormatter(1.0, decimals=0))
+        bar.set_label("Built-up share of the ground")
+        bar.outline.set_edgecolor("#cbd5e1")
+        img = figure_to_img(fig, f"Map of built-up coverage in {int(shown.sum())} H3 cells")
+    caption = (f"<strong>Built-up coverage per hexagonal cell.</strong> An area estimate from "
+               f"{escape(facts.sensor_name)} {fmt_number(facts.gsd_m)} m pixels (share of each pixel covered by "
+               "buildings, averaged over the cell), not a sum over single buildings, which this imagery does not "
+               "resolve. Hatched: too little clear ground for a figure.")
     return figure_block(fig_id, img, caption)
 
 

@@ -53,6 +53,7 @@ def test_run_ends_well_and_says_what_it_gave(s2_only_run):
     report = (s2_only_run["run"] / "report.html").read_text()
     assert "Cars are not measurable from this imagery" in report  # not "no vehicles were detected"
     assert "On-road share per cell is not measurable" in report
+    assert "Built-up coverage per hexagonal cell" in report
 
 
 def test_area_figures_published_counts_withheld(s2_only_run):
