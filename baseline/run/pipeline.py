@@ -102,12 +102,17 @@ def _trucks_model() -> dict[str, object]:
     return model_entry()
 
 
-def _moving_trucks(scene: Scene, context: MapContext, aoi: shapely.Geometry) -> gpd.GeoDataFrame:
-    """Moving trucks of a Sentinel-2 scene on the map's carriageways, inside the AOI, in the map's CRS."""
+def _moving_trucks(scene: Scene, context: MapContext, aoi: shapely.Geometry, progress: StageProgress,
+                   timings: dict[str, float]) -> gpd.GeoDataFrame:
+    """The ``trucks`` stage: moving trucks of a Sentinel-2 scene on the map's carriageways, inside the AOI,
+    in the map's CRS."""
     from baseline.detect.s2_trucks import trucks_table
 
-    trucks = trucks_table(scene, context.carriageways).to_crs(context.crs)
-    return trucks[shapely.intersects(aoi, trucks.geometry.values)].reset_index(drop=True)
+    with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
+        trucks = trucks_table(scene, context.carriageways).to_crs(context.crs)
+        trucks = trucks[shapely.intersects(aoi, trucks.geometry.values)].reset_index(drop=True)
+    timings["trucks"] = t.seconds
+    return trucks
 
 
 def _area_of_interest(config: RunConfig, city: CityEntry) -> AreaOfInterest | None:
@@ -196,9 +201,7 @@ def _run_sentinel2_only(
         indicators = with_area_estimates(indicators, fraction, height, valid, s2_scene.transform, s2_scene.crs,
                                          model=model_name, min_valid_fraction=config.aggregate.min_valid_fraction)
     timings["aggregate"] = t.seconds
-    with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
-        trucks = _moving_trucks(s2_scene, context, aoi)
-    timings["trucks"] = t.seconds
+    trucks = _moving_trucks(s2_scene, context, aoi, progress, timings)
     with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
         timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
         outputs = publish_run(
@@ -397,11 +400,7 @@ def run_pipeline(
         )
     timings["aggregate"] = t.seconds
 
-    trucks = None
-    if s2_scene is not None:
-        with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
-            trucks = _moving_trucks(s2_scene, context, aoi)
-        timings["trucks"] = t.seconds
+    trucks = None if s2_scene is None else _moving_trucks(s2_scene, context, aoi, progress, timings)
 
     with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
         timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
