@@ -48,7 +48,6 @@ from baseline.detect.s2_trucks import (
     detect_moving_trucks,
     load_truck_net,
     rasterize_roads,
-    scene_reflectance,
     trucks_table,
 )
 from baseline.evaluate.metrics import json_ready
@@ -59,6 +58,7 @@ from baseline.evaluate.s2_trucks import (
     pooled,
     score_trucks,
 )
+from baseline.preprocess.sentinel2 import scene_reflectance
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

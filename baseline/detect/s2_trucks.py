@@ -63,6 +63,7 @@ from scipy import ndimage
 from torch import nn
 
 from baseline.core.geo import vector_to_compass
+from baseline.preprocess.sentinel2 import scene_reflectance
 
 if TYPE_CHECKING:
     from baseline.core.scene import Scene
@@ -435,18 +436,6 @@ def rasterize_roads(carriageways: gpd.GeoDataFrame | gpd.GeoSeries | np.ndarray,
         return np.zeros(shape, dtype=bool)
     return rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, fill=0,
                      all_touched=True, dtype="uint8").astype(bool)
-
-
-def scene_reflectance(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """``(4, y, x)`` reflectance (blue, green, red, nir) and the valid mask of a Sentinel-2 Scene."""
-    data = scene.data
-    idx = [scene.band_index(b) for b in BANDS]
-    refl = np.asarray(data[idx].values, dtype=np.float32) * np.float32(scene.scale)
-    valid = np.asarray(scene.valid.values, dtype=bool) & np.isfinite(refl).all(axis=0)
-    if "scl" in scene.bands:  # L2A scene classification: drop cloud (8, 9, 10), cloud shadow (3), no data (0)
-        scl = np.asarray(data[scene.band_index("scl")].values)
-        valid &= ~np.isin(scl, (0, 3, 8, 9, 10))
-    return refl, valid
 
 
 def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.GeoSeries | None = None,

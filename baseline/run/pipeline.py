@@ -159,7 +159,7 @@ def _run_sentinel2_only(
     from baseline.detect.buildings import empty_buildings
     from baseline.detect.s2_builtup import builtup_maps
     from baseline.detect.s2_builtup import model_entry as builtup_entry
-    from baseline.detect.s2_trucks import scene_reflectance
+    from baseline.preprocess.sentinel2 import scene_reflectance
 
     builtup_model = builtup_entry()
     trucks_model = _trucks_model()

@@ -87,8 +87,8 @@ def test_real_motorway_crop(tmp_path):
     folder = DATA / "s2_trucks_test"
     if not folder.is_dir():
         pytest.skip(f"real sample s2_trucks_test not present under {DATA}")
-    from baseline.detect.s2_trucks import scene_reflectance
     from baseline.ingest import ArchiveSource
+    from baseline.preprocess.sentinel2 import scene_reflectance
 
     (scene,) = ArchiveSource(folder, describe=REAL_DESCRIBE, cache_dir=tmp_path).scenes()
     table = trucks_table(scene, None)
