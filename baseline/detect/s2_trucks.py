@@ -439,14 +439,16 @@ def rasterize_roads(carriageways: gpd.GeoDataFrame | gpd.GeoSeries | np.ndarray,
 
 
 def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.GeoSeries | None = None,
-                 params: TruckParams = TruckParams()) -> gpd.GeoDataFrame:
+                 params: TruckParams = TruckParams(),
+                 pixels: tuple[np.ndarray, np.ndarray] | None = None) -> gpd.GeoDataFrame:
     """Moving trucks of one Sentinel-2 Scene (what the pipeline calls).
 
     ``road_mask`` is a boolean raster on the scene's grid, carriageway polygons in the
     scene's CRS (rasterised here), or None (no map: the whole image is searched).
+    ``pixels`` is the scene's :func:`scene_reflectance` when the caller has already read it.
     Adds ``scene_id``; speeds use the scene's own band time offsets.
     """
-    refl, valid = scene_reflectance(scene)
+    refl, valid = pixels if pixels is not None else scene_reflectance(scene)
     road = road_mask
     if road is not None and not isinstance(road, np.ndarray):
         road = rasterize_roads(road.to_crs(scene.crs) if road.crs is not None else road, scene.transform, scene.shape)

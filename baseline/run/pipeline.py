@@ -103,13 +103,13 @@ def _trucks_model() -> dict[str, object]:
 
 
 def _moving_trucks(scene: Scene, context: MapContext, aoi: shapely.Geometry, progress: StageProgress,
-                   timings: dict[str, float]) -> gpd.GeoDataFrame:
+                   timings: dict[str, float], pixels: tuple[np.ndarray, np.ndarray] | None = None) -> gpd.GeoDataFrame:
     """The ``trucks`` stage: moving trucks of a Sentinel-2 scene on the map's carriageways, inside the AOI,
-    in the map's CRS."""
+    in the map's CRS (``pixels``: the scene's reflectance and valid mask, when already read)."""
     from baseline.detect.s2_trucks import trucks_table
 
     with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
-        trucks = trucks_table(scene, context.carriageways).to_crs(context.crs)
+        trucks = trucks_table(scene, context.carriageways, pixels=pixels).to_crs(context.crs)
         trucks = trucks[shapely.intersects(aoi, trucks.geometry.values)].reset_index(drop=True)
     timings["trucks"] = t.seconds
     return trucks
@@ -201,7 +201,7 @@ def _run_sentinel2_only(
         indicators = with_area_estimates(indicators, fraction, height, valid, s2_scene.transform, s2_scene.crs,
                                          model=model_name, min_valid_fraction=config.aggregate.min_valid_fraction)
     timings["aggregate"] = t.seconds
-    trucks = _moving_trucks(s2_scene, context, aoi, progress, timings)
+    trucks = _moving_trucks(s2_scene, context, aoi, progress, timings, pixels=(refl, valid))
     with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
         timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
         outputs = publish_run(
