@@ -185,6 +185,17 @@ def buildings_map(layers: MapLayers, facts: ReportFacts) -> str:
     return figure_block(fig_id, img, caption)
 
 
+def _finish_share_map(fig, ax, extent, norm: Normalize, cmap, label: str) -> None:
+    """Axes style, scale bar, north arrow and a percent colour bar, common to the per-cell share maps."""
+    style_map_axes(ax, extent)
+    add_scale_bar(ax, extent)
+    add_north_arrow(ax)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.02,
+                       format=PercentFormatter(1.0, decimals=0))
+    bar.set_label(label)
+    bar.outline.set_edgecolor("#cbd5e1")
+
+
 def _coverage_map(layers: MapLayers, facts: ReportFacts, fig_id: str) -> str:
     """Built-up coverage per H3 cell, for imagery that sees built-up area but not single buildings."""
     cells = layers.cells
@@ -202,13 +213,7 @@ def _coverage_map(layers: MapLayers, facts: ReportFacts, fig_id: str) -> str:
         if (~shown).any():
             add_polygons(ax, cells.geometry[~shown], facecolor=WITHHELD_FACE, edgecolor="#6b7280", hatch="////",
                          linewidths=0.6, alpha=0.9, zorder=6)
-        style_map_axes(ax, extent)
-        add_scale_bar(ax, extent)
-        add_north_arrow(ax)
-        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.02,
-                           format=PercentFormatter(1.0, decimals=0))
-        bar.set_label("Built-up share of the ground")
-        bar.outline.set_edgecolor("#cbd5e1")
+        _finish_share_map(fig, ax, extent, norm, cmap, "Built-up share of the ground")
         img = figure_to_img(fig, f"Map of built-up coverage in {int(shown.sum())} H3 cells")
     caption = (f"<strong>Built-up coverage per hexagonal cell.</strong> An area estimate from "
                f"{escape(facts.sensor_name)} {fmt_number(facts.gsd_m)} m pixels (share of each pixel covered by "
@@ -335,13 +340,7 @@ def h3_share_map(layers: MapLayers, facts: ReportFacts) -> str:
                          linewidths=0.6, alpha=0.8, zorder=6)
         if len(cells) <= 60:
             _label_cells(ax, geoms, share, withheld, cmap, norm)
-        style_map_axes(ax, extent)
-        add_scale_bar(ax, extent)
-        add_north_arrow(ax)
-        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.02,
-                           format=PercentFormatter(1.0, decimals=0))
-        bar.set_label("Vehicles on the road / vehicles seen")
-        bar.outline.set_edgecolor("#cbd5e1")
+        _finish_share_map(fig, ax, extent, norm, cmap, "Vehicles on the road / vehicles seen")
         handles = [Patch(facecolor=WITHHELD_FACE, edgecolor="#6b7280", hatch="////", label=withheld_label)]
         if empty.any():
             handles.append(Patch(facecolor="white", edgecolor="#94a3b8", label="no vehicles seen"))
