@@ -41,39 +41,19 @@ def zone_sums(zones: gpd.GeoDataFrame, fraction: np.ndarray, height_m: np.ndarra
               transform: Affine, crs: CRS | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per zone (row of ``zones``): valid pixels, sum of fraction, sum of fraction x height.
 
-    A pixel belongs to every zone holding its centre; zones are burnt one at a time so that
-    nested levels (a city and its cells) are each counted whole.
+    A pixel belongs to the zone holding its centre. The zones of one level (the city, its
+    districts, its H3 cells) do not overlap, so one burn gives every pixel its zone.
     """
     geoms = zones.geometry.to_crs(CRS.from_user_input(crs)).values if zones.crs is not None else zones.geometry.values
-    f = np.where(valid, fraction, 0.0).astype(np.float64)
-    fh = np.where(valid, fraction * height_m, 0.0).astype(np.float64)
-    n = len(zones)
-    n_valid, f_sum, fh_sum = np.zeros(n), np.zeros(n), np.zeros(n)
     ids = rasterize(((g, i + 1) for i, g in enumerate(geoms) if g is not None and not g.is_empty),
-                    out_shape=valid.shape, transform=transform, fill=0, dtype="int32")
-    overlapping = _overlap(geoms)
-    if not overlapping:
-        inside = ids.ravel() - 1
-        keep = inside >= 0
-        n_valid = np.bincount(inside[keep], weights=valid.ravel()[keep].astype(np.float64), minlength=n)
-        f_sum = np.bincount(inside[keep], weights=f.ravel()[keep], minlength=n)
-        fh_sum = np.bincount(inside[keep], weights=fh.ravel()[keep], minlength=n)
-        return n_valid, f_sum, fh_sum
-    for i, g in enumerate(geoms):
-        if g is None or g.is_empty:
-            continue
-        mask = rasterize([(g, 1)], out_shape=valid.shape, transform=transform, fill=0, dtype="uint8").astype(bool)
-        n_valid[i], f_sum[i], fh_sum[i] = (valid & mask).sum(), f[mask].sum(), fh[mask].sum()
-    return n_valid, f_sum, fh_sum
-
-
-def _overlap(geoms: np.ndarray) -> bool:
-    """True when any two zones overlap by more than a sliver (then they are burnt one by one)."""
-    if len(geoms) < 2:
-        return False
-    total = sum(float(g.area) for g in geoms if g is not None)
-    union = gpd.GeoSeries(list(geoms)).union_all().area
-    return total > union * 1.0001
+                    out_shape=valid.shape, transform=transform, fill=0, dtype="int32").ravel() - 1
+    keep = ids >= 0
+    zone, v = ids[keep], valid.ravel()[keep]
+    f = np.where(v, fraction.ravel()[keep], 0.0).astype(np.float64)
+    fh = np.where(v, (fraction * height_m).ravel()[keep], 0.0).astype(np.float64)
+    n = len(zones)
+    return (np.bincount(zone, weights=v.astype(np.float64), minlength=n),
+            np.bincount(zone, weights=f, minlength=n), np.bincount(zone, weights=fh, minlength=n))
 
 
 def _fill(frame: gpd.GeoDataFrame, fraction: np.ndarray, height_m: np.ndarray, valid: np.ndarray,
