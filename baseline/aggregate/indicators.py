@@ -31,7 +31,14 @@ from pyproj import CRS
 from baseline.aggregate import privacy
 from baseline.aggregate.columns import HEIGHT_COLUMNS, make_frame
 from baseline.aggregate.intervals import N_DRAWS, SEED, RateSampler, Summary, simulate
-from baseline.aggregate.measures import Stratum, building_measures, road_measures, vehicle_counts
+from baseline.aggregate.measures import (
+    RATED_PLACES,
+    Stratum,
+    building_measures,
+    rated_place,
+    road_measures,
+    vehicle_counts,
+)
 from baseline.aggregate.types import (
     Capabilities,
     CarParc,
@@ -91,10 +98,10 @@ def _inside(frame: gpd.GeoDataFrame, aoi: shapely.Geometry) -> tuple[gpd.GeoData
 
 
 def _strata(present: np.ndarray) -> tuple[Stratum, ...]:
-    """Every (class, on-road, moving, kerbside) stratum of the known classes and of any other class present."""
+    """Every (class, on-road, moving, place) stratum of the known classes and of any other class present."""
     classes = list(VEHICLE_CLASSES) + sorted(set(map(str, present)) - set(VEHICLE_CLASSES))
-    return tuple(Stratum(c, o, m, k) for c in classes for o in (True, False) for m in (False, True)
-                 for k in (False, True))
+    return tuple(Stratum(c, o, m, p) for c in classes for o in (True, False) for m in (False, True)
+                 for p in RATED_PLACES)
 
 
 def _local_times(quality: SceneQuality) -> tuple[str, str]:
@@ -128,8 +135,8 @@ def _measure_level(
         moving = v_frame["moving"].fillna(False).to_numpy(dtype=bool)
     else:
         cls, on_road, moving = np.zeros(0, dtype=object), np.zeros(0, bool), np.zeros(0, bool)
-    kerbside = (v_frame["context"].astype(str).to_numpy() == "kerb") if "context" in v_frame else None
-    counts = vehicle_counts(v_zone, cls, on_road, moving, strata, n, kerbside)
+    place = rated_place(v_frame["context"].to_numpy() if "context" in v_frame else None, len(v_frame))
+    counts = vehicle_counts(v_zone, cls, on_road, moving, strata, n, place)
     road_km, lane_km = road_measures(
         np.asarray(roads.geometry.values, dtype=object), roads["lanes"].to_numpy(dtype=float), zones.land
     ) if len(roads) else (np.zeros(n), np.zeros(n))

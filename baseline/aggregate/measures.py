@@ -52,40 +52,61 @@ def building_measures(zone: np.ndarray, area_m2: np.ndarray, height_m: np.ndarra
     return out
 
 
+# map contexts with a measured rate of their own (the card's per_context); a
+# vehicle elsewhere (a carriageway, a courtyard, or no map) has place ""
+RATED_PLACES = ("", "kerb", "car_park")
+
+
 @dataclass(frozen=True)
 class Stratum:
-    """Vehicles of one class, on the road or not, moving or not, at the kerb or not.
+    """Vehicles of one class, on the road or not, moving or not, in one rated place.
 
-    ``kerbside``: the vehicle stands in a kerb strip, where on-road or parked
-    was decided by the kerb rule (classify.on_road); those are counted as a
-    figure of their own, since that is where the decision is least certain.
+    ``place``: ``kerb`` (a kerb strip, where on-road or parked was decided by
+    the kerb rule of classify.on_road, counted as a figure of its own since that
+    is where the decision is least certain), ``car_park`` (an ``amenity=parking``
+    polygon, where tightly packed rows are hardest to separate), or ``""``
+    anywhere else. Each place is looked up in the card's ``per_context`` rates
+    before the on-road/parked rate.
     """
 
     vehicle_class: str
     on_road: bool
     moving: bool
-    kerbside: bool = False
+    place: str = ""
+
+    @property
+    def kerbside(self) -> bool:
+        """The vehicle stands in a kerb strip."""
+        return self.place == "kerb"
 
     @property
     def contexts(self) -> tuple[str, ...]:
         """Rate contexts to look up, most specific first."""
-        place = "on_road" if self.on_road else "parked"
-        where = ("kerb", place) if self.kerbside else (place,)
+        base = "on_road" if self.on_road else "parked"
+        where = (self.place, base) if self.place else (base,)
         return ("moving", *where) if self.moving else where
+
+
+def rated_place(context: np.ndarray | None, n: int) -> np.ndarray:
+    """Each vehicle's :class:`Stratum` place from its map ``context`` column (None: no map context)."""
+    if context is None:
+        return np.full(n, "", dtype=object)
+    context = np.asarray(context).astype(str)
+    return np.where(np.isin(context, RATED_PLACES[1:]), context, "").astype(object)
 
 
 def vehicle_counts(
     zone: np.ndarray, vehicle_class: np.ndarray, on_road: np.ndarray, moving: np.ndarray,
-    strata: tuple[Stratum, ...], n_zones: int, kerbside: np.ndarray | None = None,
+    strata: tuple[Stratum, ...], n_zones: int, place: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Detections per zone and stratum, shape (zones, strata)."""
+    """Detections per zone and stratum, shape (zones, strata); ``place`` as :func:`rated_place` gives it."""
     counts = np.zeros((n_zones, len(strata)), dtype=np.int64)
     position = {s: i for i, s in enumerate(strata)}
     keep = zone >= 0
-    kerb = np.zeros(len(zone), dtype=bool) if kerbside is None else kerbside
+    places = np.full(len(zone), "", dtype=object) if place is None else place
     col = np.array(
-        [position[Stratum(str(c), bool(o), bool(m), bool(k))]
-         for c, o, m, k in zip(vehicle_class, on_road, moving, kerb, strict=True)],
+        [position[Stratum(str(c), bool(o), bool(m), str(p))]
+         for c, o, m, p in zip(vehicle_class, on_road, moving, places, strict=True)],
         dtype=np.int64,
     )
     np.add.at(counts, (zone[keep], col[keep]), 1)

@@ -10,7 +10,7 @@ of the evaluation set::
       fn: 120
       per_class:         # optional, vehicles: car, large
         car: {tp: 790, fp: 50, fn: 100}
-      per_context:       # optional, vehicles: on_road, parked, moving
+      per_context:       # optional, vehicles: on_road, parked, moving, kerb, car_park
         parked: {precision: 0.9, recall: 0.8, n_truth: 300}
       per_class_context: # optional, vehicles: class -> context -> rate
         large: {moving: {tp: 12, fp: 2, fn: 5}}

@@ -123,8 +123,9 @@ class DetectorRates:
 
     Vehicle rates are looked up most specific first: ``(class, context)``, then
     ``class``, then ``context``, then :attr:`vehicles` (all vehicles). Contexts are
-    ``on_road``, ``parked`` and ``moving`` (a moving vehicle is looked up as
-    ``moving`` before ``on_road``/``parked``). A missing rate leaves the interval
+    ``on_road``, ``parked``, ``moving``, ``kerb`` and ``car_park`` (a moving
+    vehicle is looked up as ``moving`` first; one in a kerb strip or a car park
+    as ``kerb`` or ``car_park`` before ``on_road``/``parked``). A missing rate leaves the interval
     of every count that needs it empty (NaN), never a guess.
     """
 

@@ -24,6 +24,8 @@ Examples:
       --out models/buildings-unet/1.0.0 --epochs 16
   baseline train vehicles --data .cache/train/s10[1-5] --val .cache/train/s106 \\
       --out models/vehicles-centernet/1.0.0
+  baseline train vehicles --rescore --data .cache/train/s101 --val .cache/train/s106 .cache/train/s107 \
+      --out models/vehicles-centernet/1.0.0      # re-measure the card's rates, weights untouched
 """
 
 
@@ -134,12 +136,17 @@ def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, 
 
 @command.command("vehicles", epilog=EPILOG)
 @_common
+@click.option("--rescore", is_flag=True,
+              help="Keep the weights in --out: only re-score on --val and rewrite the card's rates.")
 def vehicles(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-             no_progress) -> None:
+             no_progress, rescore) -> None:
     """Vehicles as oriented boxes with class and band-timing motion (a CenterNet)."""
-    from baseline.train.vehicles import VehicleTrainSettings, train_vehicles
+    from baseline.train.vehicles import VehicleTrainSettings, rescore_vehicles, train_vehicles
 
     _prepare(out, threads)
+    if rescore:
+        _report(rescore_vehicles(out, list(val), device=device))
+        return
     s = VehicleTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, max_minutes=max_minutes)
     if batch_size:
         s.batch_size = batch_size

@@ -66,8 +66,12 @@ def _evaluation_lines(ev: dict[str, Any]) -> list[str]:
     for group in ("per_class", "per_context"):
         for key, rate in (ev.get(group) or {}).items():
             lines.append(_rate_row(f"{group.split('_')[1]} {key}", rate))
+    for cls, by_context in (ev.get("per_class_context") or {}).items():
+        for key, rate in by_context.items():
+            lines.append(_rate_row(f"{cls}, {key}", rate))
     extras = {k: v for k, v in ev.items() if k not in ("tp", "fp", "fn", "precision", "recall", "f1", "per_class",
-                                                        "per_context", "scenes", "note") and v is not None}
+                                                        "per_context", "per_class_context", "scenes", "note")
+              and v is not None}
     if extras:
         lines += [""] + [f"- {k}: {_fmt(v)}" for k, v in extras.items()]
     scenes = ev.get("scenes") or {}

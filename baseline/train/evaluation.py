@@ -9,6 +9,7 @@ section in the shape aggregate reads (tp/fp/fn, per class, per context).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,15 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from baseline.classify.on_road import classify_vehicles
+from baseline.context.osm import MapContext, load_osm_context
 from baseline.core.geoparquet import read_geoparquet
 from baseline.detect.infer import detect_buildings, detect_vehicles
 from baseline.detect.weights import DEFAULT_TILING, LoadedModel
 from baseline.evaluate import building_metrics, match_buildings, match_vehicles, vehicle_metrics
 from baseline.evaluate.metrics import json_ready, precision_recall_f1
+from baseline.evaluate.scoring import TRUTH_TO_MAP_CONTEXT
+from baseline.synth.inputs import city_pbf
 from baseline.train.chipping import scene_chips
 from baseline.train.data import LabelledScene
 
@@ -108,6 +113,27 @@ def evaluate_buildings_model(
     return json_ready(out)
 
 
+def scene_map_context(scene: LabelledScene) -> MapContext | None:
+    """The map a run would place this scene's vehicles on, when the folder says which.
+
+    A folder written by ``baseline synth`` names its city in ``render.json``
+    (the renderer drew its streets, kerbs and car parks from that city's
+    OpenStreetMap extract); any other labelled folder may hold its own extract
+    as ``*.osm.pbf``. None when neither is there.
+    """
+    folder = Path(scene.path)
+    render = folder / "render.json"
+    pbf: Path | None = None
+    if render.exists():
+        city = json.loads(render.read_text()).get("params", {}).get("city")
+        if city:
+            pbf = city_pbf(str(city))
+    if pbf is None:
+        extracts = sorted(folder.glob("*.osm.pbf"))
+        pbf = extracts[0] if extracts else None
+    return None if pbf is None else load_osm_context(pbf, scene.crs)
+
+
 def _predicted_on_road(pred: gpd.GeoDataFrame, scene: LabelledScene) -> np.ndarray | None:
     """On-road flags for predictions from the scene's carriageways (truth/roads.parquet), if any."""
     roads = Path(scene.path) / "truth" / "roads.parquet"
@@ -117,14 +143,42 @@ def _predicted_on_road(pred: gpd.GeoDataFrame, scene: LabelledScene) -> np.ndarr
     return shapely.contains_xy(carriageways, *shapely.get_coordinates(pred.geometry.centroid).T) if len(pred) else np.zeros(0, bool)
 
 
+def _predicted_places(
+    pred: gpd.GeoDataFrame, scene: LabelledScene, context: MapContext | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(on-road flags, map context) of each prediction, decided as a run decides them.
+
+    With the scene's map, :func:`classify_vehicles` gives both (carriageway,
+    kerb strip, car park, heading against the road, motion); without it, only
+    the on-road flag from the scene's carriageways, and no context.
+    """
+    if context is None:
+        return _predicted_on_road(pred, scene), None
+    placed = classify_vehicles(pred, context)
+    return placed["on_road"].to_numpy(bool), placed["context"].astype(str).to_numpy()
+
+
+def _truth_places(truth: gpd.GeoDataFrame) -> np.ndarray | None:
+    """Each true vehicle's map context (lanes and queues are the road), if the labels say."""
+    if "context" not in truth:
+        return None
+    return truth["context"].astype(str).map(lambda c: TRUTH_TO_MAP_CONTEXT.get(c, "off_road")).to_numpy()
+
+
 def evaluate_vehicles_model(
     model: LoadedModel, scenes: list[LabelledScene], *, device: str = "auto", batch_size: int = 8
 ) -> dict[str, Any]:
     """The card's ``evaluation`` section for a vehicle model on ``scenes``.
 
-    ``per_context`` rates (on_road, parked, moving) match predictions and truth
-    within each context; a prediction's on-road context comes from the scene's
-    carriageways (as classify decides it) and its moving flag from band timing.
+    ``per_context`` rates match predictions and truth within each context:
+    ``on_road``, ``parked`` and ``moving`` everywhere, and ``kerb`` and
+    ``car_park`` where the scene's map is known (:func:`scene_map_context`);
+    ``per_class_context`` splits each by class (cars and large vehicles differ
+    most where they are parked), which is the rate aggregate looks up first.
+    A prediction's place and on-road flag are decided as a run decides them
+    (classify.on_road over the scene's map; without a map, on-road from the
+    scene's carriageways), its moving flag from band timing; the truth's come
+    from its labels. These are the rates aggregate's intervals rest on.
     """
     per_scene: dict[str, Any] = {}
     totals = {"all": [0, 0, 0]}
@@ -139,14 +193,23 @@ def evaluate_vehicles_model(
         for cls in ("car", "large"):
             _add(totals, f"class:{cls}", match_vehicles(pred[pred["class"] == cls], truth[truth["class"] == cls], VEHICLE_RADIUS_M))
         t_on = truth["on_road"].to_numpy(bool) if "on_road" in truth else None
-        p_on = _predicted_on_road(pred, scene)
-        p_mov = pred["moving"].fillna(False).to_numpy(bool)
-        t_mov = truth["moving"].to_numpy(bool)
-        _add(totals, "context:moving", match_vehicles(pred[p_mov], truth[t_mov], VEHICLE_RADIUS_M))
+        p_on, p_place = _predicted_places(pred, scene, scene_map_context(scene))
+        contexts = {"moving": (pred["moving"].fillna(False).to_numpy(bool), truth["moving"].to_numpy(bool))}
         if t_on is not None and p_on is not None:
-            _add(totals, "context:on_road", match_vehicles(pred[p_on], truth[t_on], VEHICLE_RADIUS_M))
-            _add(totals, "context:parked", match_vehicles(pred[~p_on], truth[~t_on], VEHICLE_RADIUS_M))
-        metrics = vehicle_metrics(pred.drop(columns=["on_road"]), truth, VEHICLE_RADIUS_M)
+            contexts.update(on_road=(p_on, t_on), parked=(~p_on, ~t_on))
+        t_place = _truth_places(truth)
+        if p_place is not None and t_place is not None:
+            contexts.update({place: (p_place == place, t_place == place) for place in ("kerb", "car_park")})
+        p_cls, t_cls = pred["class"].astype(str).to_numpy(), truth["class"].astype(str).to_numpy()
+        for ctx, (p_in, t_in) in contexts.items():
+            _add(totals, f"context:{ctx}", match_vehicles(pred[p_in], truth[t_in], VEHICLE_RADIUS_M))
+            for cls in ("car", "large"):
+                p_sel, t_sel = p_in & (p_cls == cls), t_in & (t_cls == cls)
+                _add(totals, f"class_context:{cls}:{ctx}", match_vehicles(pred[p_sel], truth[t_sel], VEHICLE_RADIUS_M))
+        scored = pred.drop(columns=["on_road"])
+        if p_place is not None:
+            scored = scored.assign(on_road=p_on, context=p_place)
+        metrics = vehicle_metrics(scored, truth, VEHICLE_RADIUS_M)
         metrics.update(
             sun_elevation_deg=scene.sun_elevation_deg, sun_azimuth_deg=scene.sun_azimuth_deg,
             seconds=round(dt, 2), km2=round(_area_km2(scene), 4),
@@ -156,6 +219,12 @@ def evaluate_vehicles_model(
     out["radius_m"] = VEHICLE_RADIUS_M
     out["per_class"] = {k.split(":")[1]: _counts(*v) for k, v in totals.items() if k.startswith("class:")}
     out["per_context"] = {k.split(":")[1]: _counts(*v) for k, v in totals.items() if k.startswith("context:")}
+    per_class_context: dict[str, dict[str, Any]] = {}
+    for key, v in totals.items():
+        if key.startswith("class_context:") and sum(v):
+            _, cls, ctx = key.split(":")
+            per_class_context.setdefault(cls, {})[ctx] = _counts(*v)
+    out["per_class_context"] = per_class_context
     out["seconds_per_km2"] = round(seconds / area, 2) if area else None
     out["scenes"] = per_scene
     return json_ready(out)

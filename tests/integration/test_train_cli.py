@@ -49,13 +49,19 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, crop: str, toy_sce
     assert (out / "MODEL_CARD.md").exists() and (out / "metrics.json").exists()
     model = load_model(f"{kind}-toy", models_dir=tmp_path / "models")
     assert model.task == kind
-    if kind == "buildings":  # re-tune and re-score without touching the weights
-        before = (out / "model.safetensors").read_bytes()
-        code, _, stderr = _train(kind, ["--rescore", "--data", str(train), "--val", str(val), "--out", str(out)], capsys)
-        assert code == 0, stderr[-2000:]
-        assert (out / "model.safetensors").read_bytes() == before
-        assert "postprocess_tuning" in json.loads((out / "card.json").read_text())
-        load_model(f"{kind}-toy", models_dir=tmp_path / "models")
+    # re-score (buildings: and re-tune) without touching the weights
+    before = (out / "model.safetensors").read_bytes()
+    code, _, stderr = _train(kind, ["--rescore", "--data", str(train), "--val", str(val), "--out", str(out)], capsys)
+    assert code == 0, stderr[-2000:]
+    assert (out / "model.safetensors").read_bytes() == before
+    rescored = json.loads((out / "card.json").read_text())
+    assert rescored["evaluation"]["tp"] == card["evaluation"]["tp"]
+    assert json.loads((out / "metrics.json").read_text())["fit"] is not None
+    if kind == "buildings":
+        assert "postprocess_tuning" in rescored
+    else:
+        assert "per_class_context" in rescored["evaluation"]
+    load_model(f"{kind}-toy", models_dir=tmp_path / "models")
 
 
 def test_train_reports_a_folder_without_labels(tmp_path: Path, capsys) -> None:

@@ -246,3 +246,30 @@ def test_kerbside_vehicles_are_a_figure_of_their_own_with_an_interval():
     assert city["vehicles_total"] == city["vehicles_on_road"] + city["vehicles_parked"]  # unchanged by the split
     without = run(buildings, vehicles.drop(columns="context"), roads, aoi).city.iloc[0]
     assert without["vehicles_kerbside"] == 0 and without["vehicles_on_road"] == city["vehicles_on_road"]
+
+
+def test_car_park_and_kerb_vehicles_use_the_rate_measured_in_their_place():
+    """A card's car-park rate moves the parked estimate only through the car-park vehicles."""
+    buildings, vehicles, roads, aoi = frames(n_vehicles=120, seed=5)
+    vehicles["class"] = "car"
+    vehicles["moving"] = False
+    vehicles["on_road"] = False
+    vehicles["context"] = np.where(np.arange(len(vehicles)) < 40, "car_park", "off_road")
+    detected = len(vehicles)
+    base = run(buildings, vehicles, roads, aoi).city.iloc[0]
+    # the overall rate (P 0.9, R 0.9) gives detected x 1.0 parked vehicles
+    assert base["vehicles_parked_est"] == pytest.approx(detected, rel=1e-6)
+    low_recall_in_car_parks = DetectorRates(
+        buildings=RATES.buildings, vehicles=RATES.vehicles,
+        vehicle_contexts={"car_park": MeasuredRate.from_counts(450, 50, 450)},  # P 0.9, R 0.5
+    )
+    city = run(buildings, vehicles, roads, aoi, rates=low_recall_in_car_parks).city.iloc[0]
+    assert city["vehicles_parked_est"] == pytest.approx(40 * 0.9 / 0.5 + 80, rel=1e-6)
+    # the class rate comes after (class, context): a card with both uses the car-park rate for cars
+    both = DetectorRates(
+        buildings=RATES.buildings, vehicles=RATES.vehicles,
+        vehicle_classes={"car": MeasuredRate.from_counts(900, 100, 100)},
+        vehicle_class_contexts={("car", "car_park"): MeasuredRate.from_counts(450, 50, 450)},
+    )
+    assert run(buildings, vehicles, roads, aoi, rates=both).city.iloc[0]["vehicles_parked_est"] == pytest.approx(
+        40 * 0.9 / 0.5 + 80, rel=1e-6)

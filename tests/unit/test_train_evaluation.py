@@ -1,0 +1,79 @@
+"""A vehicle model card's per-context rates: places decided over the scene's map, as a run decides them."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+from pyproj import CRS
+from shapely.geometry import LineString, box
+
+from baseline.context.osm import MapContext
+from baseline.train import evaluation
+from baseline.train.data import LabelledScene
+
+CRS35 = CRS.from_epsg(32635)
+
+
+def _context() -> MapContext:
+    """An east-west road (y in [-3.25, 3.25]) with kerb strips either side and a car park to the north."""
+    seg = gpd.GeoDataFrame({"road_id": [1], "lanes": [2], "bearing_deg": [90.0]},
+                           geometry=[LineString([(0, 0), (100, 0)])], crs=CRS35)
+    carriage = seg.set_geometry([box(0, -3.25, 100, 3.25)])
+    kerb = seg.set_geometry([shapely.union(box(0, 3.25, 100, 5.65), box(0, -5.65, 100, -3.25))])
+    park = gpd.GeoDataFrame({"osm_id": [9]}, geometry=[box(20, 20, 60, 50)], crs=CRS35)
+    empty = gpd.GeoDataFrame(geometry=[], crs=CRS35)
+    return MapContext(CRS35, box(0, -50, 100, 100), empty, seg, carriage, kerb, park, empty, empty)
+
+
+def _vehicles(rows: list[tuple[float, float, str, bool, str]]) -> gpd.GeoDataFrame:
+    """Vehicles heading east at (x, y) with class, moving and the truth's context."""
+    x, y, cls, moving, context = map(list, zip(*rows, strict=True))
+    return gpd.GeoDataFrame(
+        {"class": cls, "moving": moving, "heading_deg": 90.0, "speed_kmh": np.where(moving, 30.0, 0.0),
+         "context": context, "on_road": [c in ("lane", "queue") or m for c, m in zip(context, moving, strict=True)]},
+        geometry=[box(a - 2.2, b - 0.9, a + 2.2, b + 0.9) for a, b in zip(x, y, strict=True)], crs=CRS35,
+    )
+
+
+TRUTH = [
+    (10, 1.6, "car", True, "lane"), (30, -1.6, "car", False, "queue"), (50, 1.6, "large", True, "lane"),
+    (10, 4.4, "car", False, "kerb"), (20, 4.4, "car", False, "kerb"), (30, -4.4, "car", False, "kerb"),
+    (25, 30, "car", False, "car_park"), (35, 30, "car", False, "car_park"), (45, 30, "car", False, "car_park"),
+    (80, 30, "car", False, "off_road"),
+]
+
+
+def _scene(tmp_path) -> LabelledScene:
+    return LabelledScene(
+        scene_id="hand", path=tmp_path, image=np.zeros((4, 10, 10), np.uint16), valid=np.ones((10, 10), bool),
+        transform=Affine(10, 0, 0, 0, -10, 100), crs=CRS35, gsd_m=10.0, sun_elevation_deg=40.0,
+        sun_azimuth_deg=180.0, vehicles=_vehicles(TRUTH),
+    )
+
+
+@pytest.mark.parametrize("with_map", [True, False])
+def test_kerb_and_car_park_rates_come_from_the_map(tmp_path, monkeypatch, with_map):
+    # the detector finds every vehicle but one kerb car, and adds a false car in the car park
+    found = [r for r in TRUTH if r[:2] != (20, 4.4)] + [(55, 40, "car", False, "car_park")]
+    predicted = _vehicles(found).drop(columns=["context"])
+    monkeypatch.setattr(evaluation, "predict_vehicles", lambda *a, **k: (predicted.copy(), 0.1))
+    monkeypatch.setattr(evaluation, "scene_map_context", lambda scene: _context() if with_map else None)
+    ev = evaluation.evaluate_vehicles_model(None, [_scene(tmp_path)])
+    assert (ev["tp"], ev["fp"], ev["fn"]) == (9, 1, 1)
+    if not with_map:  # no map, no truth/roads.parquet: only motion can be placed
+        assert set(ev["per_context"]) == {"moving"}
+        return
+    ctx = ev["per_context"]
+    assert (ctx["kerb"]["tp"], ctx["kerb"]["fp"], ctx["kerb"]["fn"]) == (2, 0, 1)
+    assert (ctx["car_park"]["tp"], ctx["car_park"]["fp"], ctx["car_park"]["fn"]) == (3, 1, 0)
+    assert (ctx["on_road"]["tp"], ctx["on_road"]["fn"]) == (3, 0)  # the queued car is on the road, not moving
+    assert (ctx["moving"]["tp"], ctx["moving"]["fp"], ctx["moving"]["fn"]) == (2, 0, 0)
+    by_class = ev["per_class_context"]
+    assert by_class["large"]["on_road"]["tp"] == 1 and "kerb" not in by_class["large"]
+    assert by_class["car"]["car_park"] == ctx["car_park"]
+    scene = ev["scenes"]["hand"]
+    assert scene["vehicle_precision_ctx_car_park"] == pytest.approx(0.75)
+    assert scene["on_road_accuracy"] == 1.0
