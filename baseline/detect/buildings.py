@@ -125,8 +125,8 @@ def buildings_from_mosaic(
     ``shadow_quantile`` (which ray estimate), ``shadow_length_offset_m`` (calibrated on
     training renders) and
     ``learned_height_sigma_m``, ``shadow_gap_m`` (lit stretches a ray bridges),
-    ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness`` and
-    ``min_roof_run_px`` (the card's ``postprocess`` block).
+    ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness``,
+    ``min_roof_run_px`` and ``max_contradicting_rays`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
@@ -192,6 +192,7 @@ def buildings_from_mosaic(
                 min_rays=int(pp.get("min_shadow_rays", 3)),
                 min_roof_run_px=float(pp.get("min_roof_run_px", 1.5)),
                 max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
+                max_contradicting=float(pp.get("max_contradicting_rays", 3.0)),
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # calibrated bias of measured shadow lengths (from training renders), applied as a length

@@ -136,3 +136,19 @@ def test_a_lit_object_standing_in_the_shadow_is_bridged_up_to_the_gap() -> None:
     bridged = shadow_heights(labels, shadow, T, 40.0, 180.0, max_gap_m=2.4)[1]
     assert cut.height_m == pytest.approx(8.0 * math.tan(math.radians(40.0)), abs=0.6)
     assert bridged.height_m == pytest.approx(20.0, abs=1.0)
+
+
+def test_a_few_dark_roof_patches_at_a_taller_wall_do_not_make_the_building_taller() -> None:
+    """An 8 m building's shadow stops at a 10 m neighbour's wall; dark fixtures on that roof next to the wall
+    (a sixth of the wall the shadow meets) must not read as its shadow climbing on: most rays stop at the wall."""
+    labels, shadow, brightness = _roof_scene(8.0, 10.0, 5.0)
+    patches = [box(x, 70.0, x + 1.2, 72.5) for x in (47.0, 55.0, 63.0)]  # three 1.2 m fixtures' shadows
+    dark = features.rasterize([(p, 1) for p in patches], out_shape=SHAPE, transform=T).astype(bool) & (labels == 2)
+    brightness[dark] = 0.15
+    first = shadow_heights(labels, shadow, T, 40.0, 180.0)
+    darkness = roof_darkness(brightness, labels)
+    believed = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, first, max_contradicting=1e9)
+    assert believed[1].height_m > 11.0  # the patches alone, believed, make it taller than its neighbour
+    chained = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, first)
+    assert math.isnan(chained[1].height_m)
+    assert chained[1].upper_bound_m == pytest.approx(10.0 + 5.0 * math.tan(math.radians(40.0)), abs=0.6)
