@@ -129,3 +129,23 @@ def render_crop(folder: Path, bbox: tuple[float, float, float, float], *, seed: 
     params = RenderParams(city="helsinki", seed=seed, sun_elevation_deg=45, sun_azimuth_deg=200, bbox=bbox)
     write_scene(render_scene(params), folder)
     return folder
+
+
+def road_map_context():
+    """A hand-drawn map: an east-west two-lane road (y in [-3.25, 3.25], EPSG:32635), kerb strips either side,
+    a car park to the north (x 20-60, y 20-50)."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import CRS
+    from shapely.geometry import LineString, box
+
+    from baseline.context.osm import MapContext
+
+    crs = CRS.from_epsg(32635)
+    seg = gpd.GeoDataFrame({"road_id": [1], "lanes": [2], "bearing_deg": [90.0]},
+                           geometry=[LineString([(0, 0), (100, 0)])], crs=crs)
+    carriage = seg.set_geometry([box(0, -3.25, 100, 3.25)])
+    kerb = seg.set_geometry([shapely.union(box(0, 3.25, 100, 5.65), box(0, -5.65, 100, -3.25))])
+    park = gpd.GeoDataFrame({"osm_id": [9]}, geometry=[box(20, 20, 60, 50)], crs=crs)
+    empty = gpd.GeoDataFrame(geometry=[], crs=crs)
+    return MapContext(crs, box(0, -50, 100, 100), empty, seg, carriage, kerb, park, empty, empty)

@@ -97,7 +97,15 @@ def name_version(out: Path) -> tuple[str, str]:
     return out.parent.name or "model", out.name
 
 
-def write_metrics(out: Path, evaluation: dict[str, Any] | None, record: FitRecord) -> None:
+def write_metrics(out: Path, evaluation: dict[str, Any] | None, record: FitRecord | dict[str, Any] | None) -> None:
     """``metrics.json`` beside the weights: the evaluation and the loss record."""
-    doc = {"evaluation": evaluation, "fit": asdict(record)}
+    fit = asdict(record) if isinstance(record, FitRecord) else record
+    doc = {"evaluation": evaluation, "fit": fit}
     write_text_atomic(Path(out) / "metrics.json", json.dumps(doc, indent=2) + "\n")
+
+
+def rewrite_evaluation(out: Path, evaluation: dict[str, Any] | None) -> None:
+    """Replace the evaluation in ``out``'s ``metrics.json`` and keep its loss record (a rescore)."""
+    path = Path(out) / "metrics.json"
+    fit = json.loads(path.read_text()).get("fit") if path.exists() else None
+    write_metrics(out, evaluation, fit)

@@ -9,7 +9,6 @@ regressions (offset, log size, doubled angle, blue->nir displacement).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from baseline.core.atomic import write_text_atomic
 from baseline.detect.nets import VEHICLE_CHANNELS, build_network
 from baseline.detect.runtime import resolve_device
 from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model, write_card
@@ -30,6 +28,7 @@ from baseline.train.common import (
     band_stats,
     base_card,
     name_version,
+    rewrite_evaluation,
     training_block,
     write_metrics,
 )
@@ -239,7 +238,5 @@ def rescore_vehicles(out: Path, val: list[Path], *, device: str = "auto") -> dic
     evaluation["note"] = EVALUATION_NOTE
     card["evaluation"] = evaluation
     write_card(card, out)
-    metrics_path = Path(out) / "metrics.json"
-    fit_record = json.loads(metrics_path.read_text()).get("fit") if metrics_path.exists() else None
-    write_text_atomic(metrics_path, json.dumps({"evaluation": evaluation, "fit": fit_record}, indent=2) + "\n")
+    rewrite_evaluation(out, evaluation)
     return card

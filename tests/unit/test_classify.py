@@ -6,25 +6,13 @@ import geopandas as gpd
 import pytest
 import shapely
 from pyproj import CRS
-from shapely.geometry import LineString, box
 
 from baseline.classify import classify_vehicles
-from baseline.context.osm import MapContext
 from baseline.core.geo import compass_to_vector
 from baseline.errors import CRSMismatchError
+from tests.factories import road_map_context
 
 CRS35 = CRS.from_epsg(32635)
-
-
-def _context() -> MapContext:
-    """An east-west two-lane road (y in [-3.25, 3.25]), kerb strips either side, a car park to the north."""
-    seg = gpd.GeoDataFrame({"road_id": [1], "lanes": [2], "bearing_deg": [90.0]},
-                           geometry=[LineString([(0, 0), (100, 0)])], crs=CRS35)
-    carriage = seg.set_geometry([box(0, -3.25, 100, 3.25)])
-    kerb = seg.set_geometry([shapely.union(box(0, 3.25, 100, 5.65), box(0, -5.65, 100, -3.25))])
-    park = gpd.GeoDataFrame({"osm_id": [9]}, geometry=[box(20, 20, 60, 50)], crs=CRS35)
-    empty = gpd.GeoDataFrame(geometry=[], crs=CRS35)
-    return MapContext(CRS35, box(0, -50, 100, 100), empty, seg, carriage, kerb, park, empty, empty)
 
 
 def _car(x: float, y: float, heading: float, moving: bool = False) -> shapely.Polygon:
@@ -51,24 +39,24 @@ CASES = [
 def test_rules(x, y, heading, moving, on_road, context):
     vehicles = gpd.GeoDataFrame({"heading_deg": [heading], "moving": [moving]},
                                 geometry=[_car(x, y, heading)], crs=CRS35)
-    out = classify_vehicles(vehicles, _context())
+    out = classify_vehicles(vehicles, road_map_context())
     assert bool(out["on_road"].iloc[0]) is on_road
     assert out["context"].iloc[0] == context
 
 
 def test_heading_tolerance_is_configurable():
     vehicles = gpd.GeoDataFrame({"heading_deg": [130.0], "moving": [False]}, geometry=[_car(50, 1.6, 130)], crs=CRS35)
-    assert not classify_vehicles(vehicles, _context(), max_heading_difference_deg=30)["on_road"].iloc[0]
-    assert classify_vehicles(vehicles, _context(), max_heading_difference_deg=45)["on_road"].iloc[0]
+    assert not classify_vehicles(vehicles, road_map_context(), max_heading_difference_deg=30)["on_road"].iloc[0]
+    assert classify_vehicles(vehicles, road_map_context(), max_heading_difference_deg=45)["on_road"].iloc[0]
 
 
 def test_crs_mismatch_names_both():
     vehicles = gpd.GeoDataFrame({"heading_deg": [0.0], "moving": [False]}, geometry=[_car(0, 0, 0)], crs=4326)
     with pytest.raises(CRSMismatchError, match="EPSG:4326.*EPSG:32635"):
-        classify_vehicles(vehicles, _context())
+        classify_vehicles(vehicles, road_map_context())
 
 
 def test_empty_input():
     vehicles = gpd.GeoDataFrame({"heading_deg": [], "moving": []}, geometry=[], crs=CRS35)
-    out = classify_vehicles(vehicles, _context())
+    out = classify_vehicles(vehicles, road_map_context())
     assert len(out) == 0 and "on_road" in out.columns

@@ -5,27 +5,15 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pytest
-import shapely
 from affine import Affine
 from pyproj import CRS
-from shapely.geometry import LineString, box
+from shapely.geometry import box
 
-from baseline.context.osm import MapContext
 from baseline.train import evaluation
 from baseline.train.data import LabelledScene
+from tests.factories import road_map_context
 
 CRS35 = CRS.from_epsg(32635)
-
-
-def _context() -> MapContext:
-    """An east-west road (y in [-3.25, 3.25]) with kerb strips either side and a car park to the north."""
-    seg = gpd.GeoDataFrame({"road_id": [1], "lanes": [2], "bearing_deg": [90.0]},
-                           geometry=[LineString([(0, 0), (100, 0)])], crs=CRS35)
-    carriage = seg.set_geometry([box(0, -3.25, 100, 3.25)])
-    kerb = seg.set_geometry([shapely.union(box(0, 3.25, 100, 5.65), box(0, -5.65, 100, -3.25))])
-    park = gpd.GeoDataFrame({"osm_id": [9]}, geometry=[box(20, 20, 60, 50)], crs=CRS35)
-    empty = gpd.GeoDataFrame(geometry=[], crs=CRS35)
-    return MapContext(CRS35, box(0, -50, 100, 100), empty, seg, carriage, kerb, park, empty, empty)
 
 
 def _vehicles(rows: list[tuple[float, float, str, bool, str]]) -> gpd.GeoDataFrame:
@@ -60,7 +48,7 @@ def test_kerb_and_car_park_rates_come_from_the_map(tmp_path, monkeypatch, with_m
     found = [r for r in TRUTH if r[:2] != (20, 4.4)] + [(55, 40, "car", False, "car_park")]
     predicted = _vehicles(found).drop(columns=["context"])
     monkeypatch.setattr(evaluation, "predict_vehicles", lambda *a, **k: (predicted.copy(), 0.1))
-    monkeypatch.setattr(evaluation, "scene_map_context", lambda scene: _context() if with_map else None)
+    monkeypatch.setattr(evaluation, "scene_map_context", lambda scene: road_map_context() if with_map else None)
     ev = evaluation.evaluate_vehicles_model(None, [_scene(tmp_path)])
     assert (ev["tp"], ev["fp"], ev["fn"]) == (9, 1, 1)
     if not with_map:  # no map, no truth/roads.parquet: only motion can be placed
