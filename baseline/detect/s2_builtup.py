@@ -32,6 +32,7 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -40,6 +41,11 @@ from affine import Affine
 from rasterio.features import rasterize
 from torch import nn
 from torch.nn import functional as F
+
+from baseline.preprocess.sentinel2 import WINDOW_PX, plan_windows, window_reflectance
+
+if TYPE_CHECKING:
+    from baseline.core.scene import Scene
 
 BANDS = ("blue", "green", "red", "nir")
 """Band order of ``reflectance`` (Sentinel-2 B02, B03, B04, B08)."""
@@ -171,6 +177,33 @@ def builtup_maps(reflectance: np.ndarray, valid: np.ndarray, sun_elevation_deg: 
     ok = feats[7] > 0
     return np.where(ok, frac[0].numpy(), 0.0).astype(np.float32), np.where(ok, height[0].numpy(), 0.0).astype(
         np.float32)
+
+
+HALO_PX = 24
+"""Halo of a window (pixels): the network's receptive field reaches 20 pixels from its centre."""
+
+
+def builtup_scene_maps(scene: Scene, *, window_px: int = WINDOW_PX, net: BuiltupNet | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`builtup_maps` of a whole Sentinel-2 scene, read and computed window by window.
+
+    Each window's core plus a :data:`HALO_PX` halo goes through the network, so
+    every pixel sees what it would in one pass over the scene while the working
+    memory stays that of one window (the network's activations are about 130 bytes
+    a pixel). Returns ``(fraction, height_m, valid)`` on the scene's grid; those
+    three maps (9 bytes a pixel) are what grows with the scene.
+    """
+    net = net or load_builtup_net()
+    fraction = np.zeros(scene.shape, dtype=np.float32)
+    height = np.zeros(scene.shape, dtype=np.float32)
+    valid = np.zeros(scene.shape, dtype=bool)
+    for window in plan_windows(scene.shape, HALO_PX, window_px):
+        refl, ok = window_reflectance(scene, window)
+        f, h = builtup_maps(refl, ok, scene.sun_elevation_deg, scene.sun_azimuth_deg, net=net)
+        core = window.core_in_read
+        fraction[window.core_slices], height[window.core_slices] = f[core], h[core]
+        valid[window.core_slices] = ok[core]
+    return fraction, height, valid
 
 
 # --- the quantity, from footprints ----------------------------------------------------------------

@@ -63,7 +63,7 @@ from scipy import ndimage
 from torch import nn
 
 from baseline.core.geo import vector_to_compass
-from baseline.preprocess.sentinel2 import scene_reflectance
+from baseline.preprocess.sentinel2 import WINDOW_PX, plan_windows, window_reflectance
 
 if TYPE_CHECKING:
     from baseline.core.scene import Scene
@@ -438,22 +438,55 @@ def rasterize_roads(carriageways: gpd.GeoDataFrame | gpd.GeoSeries | np.ndarray,
                      all_touched=True, dtype="uint8").astype(bool)
 
 
+HALO_PX = 16
+"""Halo of a window (pixels): the road median (7 px), the network (5 convolutions), the object window
+(5 px) and the road buffer all reach under 16 px, so a core's detections do not depend on the cut."""
+
+
 def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.GeoSeries | None = None,
                  params: TruckParams = TruckParams(),
-                 pixels: tuple[np.ndarray, np.ndarray] | None = None) -> gpd.GeoDataFrame:
+                 pixels: tuple[np.ndarray, np.ndarray] | None = None,
+                 window_px: int = WINDOW_PX) -> gpd.GeoDataFrame:
     """Moving trucks of one Sentinel-2 Scene (what the pipeline calls).
 
     ``road_mask`` is a boolean raster on the scene's grid, carriageway polygons in the
-    scene's CRS (rasterised here), or None (no map: the whole image is searched).
-    ``pixels`` is the scene's :func:`scene_reflectance` when the caller has already read it.
-    Adds ``scene_id``; speeds use the scene's own band time offsets.
+    scene's CRS (rasterised per window here), or None (no map: the whole image is searched).
+    The scene is read window by window (cores of ``window_px`` with a :data:`HALO_PX` halo),
+    so memory does not grow with the scene; each window keeps the trucks in its core, and
+    near-duplicates across cores are removed as within one window. The band-difference
+    noise that scales the band-order test is measured per window (its own roads and light).
+    ``pixels`` is the whole scene's :func:`scene_reflectance` when the caller already holds it
+    (then it is used as one window). Adds ``scene_id``; speeds use the scene's own band time offsets.
     """
-    refl, valid = pixels if pixels is not None else scene_reflectance(scene)
-    road = road_mask
-    if road is not None and not isinstance(road, np.ndarray):
-        road = rasterize_roads(road.to_crs(scene.crs) if road.crs is not None else road, scene.transform, scene.shape)
-    table = detect_moving_trucks(refl, valid, scene.transform, scene.band_time_offsets_s, road_mask=road,
-                                 crs=scene.crs, params=params)
+    polygons = road_mask is not None and not isinstance(road_mask, np.ndarray)
+    if polygons and road_mask.crs is not None:
+        road_mask = road_mask.to_crs(scene.crs)
+    if pixels is not None:
+        windows, reads = [None], [pixels]
+    else:
+        windows = plan_windows(scene.shape, HALO_PX, window_px)
+        reads = (window_reflectance(scene, w) for w in windows)
+    parts = []
+    for window, (refl, valid) in zip(windows, reads, strict=False):
+        transform = scene.transform if window is None else window.transform(scene.transform)
+        road = road_mask
+        if polygons:
+            road = rasterize_roads(road_mask, transform, valid.shape)
+        elif road is not None and window is not None:
+            r0, r1, c0, c1 = window.read
+            road = road[r0:r1, c0:c1]
+        table = detect_moving_trucks(refl, valid, transform, scene.band_time_offsets_s, road_mask=road,
+                                     crs=scene.crs, params=params)
+        if window is not None and len(table):
+            cols, rows = ~scene.transform * (shapely.get_x(table.geometry.values), shapely.get_y(table.geometry.values))
+            r0, r1, c0, c1 = window.core
+            table = table[(rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)]
+        parts.append(table)
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    table = gpd.GeoDataFrame(table, geometry="geometry", crs=scene.crs)
+    if len(parts) > 1:
+        table = table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+        table = table[_nms(table.geometry.values, params.nms_m)].reset_index(drop=True)
     table.insert(0, "scene_id", pd.Series([scene.scene_id] * len(table), dtype="str"))
     return table
 

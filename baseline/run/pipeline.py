@@ -103,13 +103,13 @@ def _trucks_model() -> dict[str, object]:
 
 
 def _moving_trucks(scene: Scene, context: MapContext, aoi: shapely.Geometry, progress: StageProgress,
-                   timings: dict[str, float], pixels: tuple[np.ndarray, np.ndarray] | None = None) -> gpd.GeoDataFrame:
+                   timings: dict[str, float]) -> gpd.GeoDataFrame:
     """The ``trucks`` stage: moving trucks of a Sentinel-2 scene on the map's carriageways, inside the AOI,
-    in the map's CRS (``pixels``: the scene's reflectance and valid mask, when already read)."""
+    in the map's CRS (the scene read window by window)."""
     from baseline.detect.s2_trucks import trucks_table
 
     with progress.stage("trucks", "moving trucks in the Sentinel-2 scene, from band timing (relative traffic)") as t:
-        trucks = trucks_table(scene, context.carriageways, pixels=pixels).to_crs(context.crs)
+        trucks = trucks_table(scene, context.carriageways).to_crs(context.crs)
         trucks = trucks[shapely.intersects(aoi, trucks.geometry.values)].reset_index(drop=True)
     timings["trucks"] = t.seconds
     return trucks
@@ -157,9 +157,8 @@ def _run_sentinel2_only(
     moving trucks as relative traffic."""
     from baseline.aggregate.area_estimates import with_area_estimates
     from baseline.detect.buildings import empty_buildings
-    from baseline.detect.s2_builtup import builtup_maps
+    from baseline.detect.s2_builtup import builtup_scene_maps
     from baseline.detect.s2_builtup import model_entry as builtup_entry
-    from baseline.preprocess.sentinel2 import scene_reflectance
 
     builtup_model = builtup_entry()
     trucks_model = _trucks_model()
@@ -177,9 +176,8 @@ def _run_sentinel2_only(
         raise ConfigError(f"the scene in {scene_dir} does not overlap the map context of {config.city!r}",
                           hint="check the scene's location and the config's city")
     model_name = f"{builtup_model['name']}@{builtup_model['version']}"
-    with progress.stage("detect", f"built-up fraction and height per 10 m pixel ({model_name})") as t:
-        refl, valid = scene_reflectance(s2_scene)
-        fraction, height = builtup_maps(refl, valid, s2_scene.sun_elevation_deg, s2_scene.sun_azimuth_deg)
+    with progress.stage("detect", f"built-up fraction and height per 10 m pixel ({model_name}), window by window") as t:
+        fraction, height, valid = builtup_scene_maps(s2_scene)
     timings["preprocess_detect"] = t.seconds
     buildings, vehicles = empty_buildings(context.crs), _empty_vehicles(context.crs)
     with progress.stage("aggregate", f"area estimates for the city and H3 cells (resolution "
@@ -201,7 +199,7 @@ def _run_sentinel2_only(
         indicators = with_area_estimates(indicators, fraction, height, valid, s2_scene.transform, s2_scene.crs,
                                          model=model_name, min_valid_fraction=config.aggregate.min_valid_fraction)
     timings["aggregate"] = t.seconds
-    trucks = _moving_trucks(s2_scene, context, aoi, progress, timings, pixels=(refl, valid))
+    trucks = _moving_trucks(s2_scene, context, aoi, progress, timings)
     with progress.stage("publish", f"GeoParquet tables, manifest and report into {out}") as t:
         timings["total_before_publish"] = round(time.perf_counter() - t_start, 2)
         outputs = publish_run(
