@@ -218,6 +218,14 @@ class DetectSpec(_Strict):
     vehicle_score_min: float | None = Field(
         None, ge=0, le=1, description="Drop vehicles scored below this; default the model card's calibrated threshold."
     )
+    surface_model: Path | None = Field(
+        None, description="Raster of height above ground (an nDSM), or a DSM when ground_model is given; each "
+        "building then takes the median inside its footprint (its image height stays where the raster has none; "
+        "relative to the config file).",
+    )
+    ground_model: Path | None = Field(
+        None, description="DTM on the surface model's grid, subtracted from it (relative to the config file).",
+    )
 
 
 class ClassifySpec(_Strict):
@@ -272,6 +280,8 @@ class RunConfig(_Strict):
                 "osm": fix(self.osm),
                 "scene": self.scene.model_copy(update={"path": fix(self.scene.path)}),
                 "publish": self.publish.model_copy(update={"out": fix(self.publish.out)}),
+                "detect": self.detect.model_copy(update={"surface_model": fix(self.detect.surface_model),
+                                                         "ground_model": fix(self.detect.ground_model)}),
             }
         )
 

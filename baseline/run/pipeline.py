@@ -115,6 +115,23 @@ def _moving_trucks(scene: Scene, context: MapContext, aoi: shapely.Geometry, pro
     return trucks
 
 
+def _surface_heights(buildings: gpd.GeoDataFrame, config: RunConfig, progress: StageProgress,
+                     timings: dict[str, float]) -> gpd.GeoDataFrame:
+    """The ``heights`` stage: each building's median height above ground from the config's surface model,
+    wherever the model has one (``height_source`` ``dsm``); the image's height stays elsewhere."""
+    from baseline.detect.surface_heights import footprint_surface_heights, fuse_surface_heights
+
+    surface, ground = config.detect.surface_model, config.detect.ground_model
+    what = f"{surface.name} minus {ground.name}" if ground is not None else surface.name
+    with progress.stage("heights", f"building heights from the surface model ({what})") as t:
+        measured = footprint_surface_heights(buildings, surface, ground)
+        buildings = fuse_surface_heights(buildings, measured)
+        found = int(np.isfinite(measured.height_m).sum())
+        progress.note(f"{found} of {len(buildings)} buildings have a surface-model height")
+    timings["heights"] = t.seconds
+    return buildings
+
+
 def _area_of_interest(config: RunConfig, city: CityEntry) -> AreaOfInterest | None:
     """The box a remote source fetches: the config's ``scene.aoi``, else the city's catalog AOI."""
     bbox = config.scene.aoi or getattr(city, "aoi_bbox", None)
@@ -316,8 +333,14 @@ def run_pipeline(
     v_ref = ModelRef(**{**v_ref.__dict__, "chip_px": v_ref.chip_px or config.preprocess.chip_px})
     cards = [read_card(r.name, r.version, models_dir) for r in (b_ref, v_ref)]
     trucks_model = _trucks_model() if s2_scene is not None else None
+    surfaces = [p for p in (config.detect.surface_model, config.detect.ground_model) if p is not None]
+    for path in surfaces:  # before hours of detection, not after
+        if not path.is_file():
+            raise InputFileError(path, "surface or ground model not found",
+                                 hint="fix detect.surface_model / detect.ground_model in the config, or remove them")
+    surface_sums = [sha256_file(p) for p in surfaces]
     run_key = _digest(config.config_hash(), str(scene_dir), scene.checksum, s2_scene.checksum if s2_scene else None,
-                      b_ref.__dict__, v_ref.__dict__, cards, trucks_model, __version__, code_digest())
+                      b_ref.__dict__, v_ref.__dict__, cards, trucks_model, surface_sums, __version__, code_digest())
     if _already_complete(out, run_key):
         progress.note(f"{out} already holds this run's outputs (same config, inputs and models): nothing to do")
         return RunSummary(out=out, skipped=True)
@@ -372,6 +395,9 @@ def run_pipeline(
         vehicles = classify_vehicles(
             vehicles, context, max_heading_difference_deg=config.classify.max_heading_difference_deg)
     timings["classify"] = t.seconds
+
+    if config.detect.surface_model is not None:
+        buildings = _surface_heights(buildings, config, progress, timings)
 
     with progress.stage("aggregate", f"indicators for the city and H3 cells (resolution {config.aggregate.h3_resolution})") as t:
         pixels = sum(r.stats["core_pixels"] for r in results.values()) + sum(f.core_pixels for f in failures)
