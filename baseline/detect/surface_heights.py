@@ -27,6 +27,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
+import shapely
 from rasterio.features import rasterize
 from rasterio.windows import Window, from_bounds
 
@@ -85,11 +86,11 @@ def footprint_surface_heights(
                 raise InputFileError(ground, "the ground model is not on the surface model's grid",
                                      hint="resample the DTM onto the DSM's grid (same CRS, transform and size)")
             geoms = footprints.geometry.to_crs(src.crs).values
-            centres = np.array([[g.centroid.x, g.centroid.y] for g in geoms])
+            centres = shapely.get_coordinates(shapely.centroid(geoms))
             block = np.floor(centres / block_m).astype(np.int64)
             keys = block[:, 0] * 1_000_003 + block[:, 1]
-            for key in np.unique(keys):
-                idx = np.flatnonzero(keys == key)
+            order = np.argsort(keys, kind="stable")
+            for idx in np.split(order, np.flatnonzero(np.diff(keys[order])) + 1):  # one group per block
                 xmin, ymin, xmax, ymax = gpd.GeoSeries(geoms[idx]).total_bounds
                 window = from_bounds(xmin, ymin, xmax, ymax, transform=src.transform).round_offsets(
                     op="floor").round_lengths(op="ceil")
