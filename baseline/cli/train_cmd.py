@@ -112,10 +112,13 @@ def command() -> None:
               help="Model input GSD in metres (an integer multiple of the data's).")
 @click.option("--space-to-depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Fold SxS input pixels into channels: maps come out at S x the input GSD.")
+@click.option("--augment", type=click.Choice(["sensor", "basic"]), default="sensor", show_default=True,
+              help="basic: flips/rotations and photometric jitter; sensor: also coarser GSD (up to twice the "
+                   "model's), panchromatic, leaf-off vegetation and shadow fill.")
 @click.option("--rescore", is_flag=True,
               help="Keep the weights in --out: only re-tune post-processing on --data and re-score on --val.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m, space_to_depth, rescore) -> None:
+              no_progress, encoder, gsd_m, space_to_depth, augment, rescore) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
     from baseline.train.buildings import BuildingTrainSettings, finalise_buildings, train_buildings
 
@@ -124,7 +127,7 @@ def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, 
         _report(finalise_buildings(out, list(data), list(val) or None, device=device))
         return
     s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
-                              space_to_depth=space_to_depth, max_minutes=max_minutes)
+                              space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment)
     if batch_size:
         s.batch_size = batch_size
     if crop_px:

@@ -1,7 +1,9 @@
 """Training the building model (``building-unet``): extent, boundary, shadow and height.
 
 Crops are sampled mostly around buildings (``object_share``), flipped/rotated
-with their target rasters and jittered photometrically. Losses: BCE + soft
+with their target rasters, shown as another sensor, season or sky would show
+them (:class:`~baseline.train.augment.SensorAugment`: GSD 0.3-0.6 m,
+panchromatic, leaf-off, shadow fill) and jittered photometrically. Losses: BCE + soft
 Dice on extent, BCE on the boundary band (up-weighted: it is thin and it is
 what keeps touching buildings apart) and on the ground shadow, and smooth-L1
 on roof height (on footprint pixels only).
@@ -22,7 +24,7 @@ from baseline.detect.nets import BUILDING_CHANNELS, build_network
 from baseline.detect.runtime import resolve_device
 from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model, write_card
 from baseline.errors import InputFileError
-from baseline.train.augment import Dihedral, photometric
+from baseline.train.augment import Dihedral, SensorAugment, photometric
 from baseline.train.common import (
     BANDS,
     band_stats,
@@ -60,6 +62,15 @@ class BuildingTrainSettings:
     height_weight: float = 2.0
     seed: int = 0
     max_minutes: float | None = None
+    augment: str = "sensor"  # "basic": flips/rotations + photometric jitter; "sensor": also GSD, pan, season, sky
+
+    def sensor_augment(self) -> SensorAugment | None:
+        """The sensor-spanning draws (GSD up to twice the model's), or None for basic augmentation."""
+        if self.augment == "basic":
+            return None
+        if self.augment != "sensor":
+            raise ValueError(f"augment must be 'basic' or 'sensor', not {self.augment!r}")
+        return SensorAugment(gsd_m=self.gsd_m, max_gsd_m=2.0 * self.gsd_m)
 
 
 class BuildingSampler:
@@ -72,6 +83,7 @@ class BuildingSampler:
         self.std = np.asarray(std, np.float32)[:, None, None]
         areas = np.array([t.targets.shape[1] * t.targets.shape[2] for t in scenes], dtype=float)
         self.p_scene = areas / areas.sum()
+        self.sensor = settings.sensor_augment()
 
     def _window(self, t: BuildingTargets, rng: np.random.Generator) -> tuple[int, int]:
         h, w = t.targets.shape[1:]
@@ -98,13 +110,16 @@ class BuildingSampler:
                 target, mask = np.pad(target, pad), np.pad(mask, pad)
                 image = np.pad(image, ((0, 0), (0, c * f - image.shape[1]), (0, c * f - image.shape[2])))
             d = Dihedral.random(rng)
-            image = photometric(d.raster(image), rng)
-            mask = d.raster(mask)
+            image, target, mask = d.raster(image), d.raster(target), d.raster(mask)
+            if self.sensor is not None:
+                shadow = target[2] * mask[1]
+                image = self.sensor(image, rng, np.kron(shadow, np.ones((f, f), np.float32)) if f > 1 else shadow)
+            image = photometric(image, rng)
             valid = np.kron(mask[0], np.ones((f, f), dtype=bool)) if f > 1 else mask[0]
             x = (image - self.mean) / self.std
             x[:, ~valid] = 0.0
             xs.append(x)
-            ys.append(d.raster(target))
+            ys.append(target)
             ms.append(mask)
         return (
             torch.from_numpy(np.stack(xs).astype(np.float32)),
@@ -234,4 +249,7 @@ def finalise_buildings(
 def _settings_dict(s: BuildingTrainSettings) -> dict[str, Any]:
     d = dict(s.__dict__)
     d["decoder_channels"] = list(s.decoder_channels)
+    sensor = s.sensor_augment()
+    if sensor is not None:
+        d["sensor_augment"] = sensor.describe()
     return d

@@ -59,6 +59,8 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, crop: str, toy_sce
     assert json.loads((out / "metrics.json").read_text())["fit"] is not None
     if kind == "buildings":
         assert "postprocess_tuning" in rescored
+        settings = card["training"]["settings"]
+        assert settings["augment"] == "sensor" and settings["sensor_augment"]["p_pan"] > 0
     else:
         assert "per_class_context" in rescored["evaluation"]
     load_model(f"{kind}-toy", models_dir=tmp_path / "models")
