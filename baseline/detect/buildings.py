@@ -27,6 +27,7 @@ from baseline.core.schemas import BUILDINGS_OUT
 from baseline.detect.instances import polygons_from_labels, separate_instances
 from baseline.detect.mosaic import BuildingMosaic
 from baseline.detect.nets import BUILDING_CHANNELS, BUILDING_HEIGHT_SCALE_M
+from baseline.detect.regularise import DEFAULT_TOLERANCE_DEG
 from baseline.detect.runtime import (
     FP32,
     InferenceSettings,
@@ -121,7 +122,7 @@ def buildings_from_mosaic(
 
     ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
     ``min_seed_m2`` (smaller seeds merge into their neighbours), ``height_seed_m2``
-    (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``,
+    (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``, ``regularise_deg``,
     ``shadow_quantile`` (which ray estimate), ``shadow_length_offset_m`` (calibrated on
     training renders) and
     ``learned_height_sigma_m``, ``shadow_gap_m`` (lit stretches a ray bridges),
@@ -148,7 +149,8 @@ def buildings_from_mosaic(
     n = int(labels.max())
     if n == 0:
         return empty_buildings(crs)
-    polygons = polygons_from_labels(labels, transform, simplify_px=float(pp.get("simplify_px", 0.75)))
+    polygons = polygons_from_labels(labels, transform, simplify_px=float(pp.get("simplify_px", 0.75)),
+                                    regularise_deg=float(pp.get("regularise_deg", DEFAULT_TOLERANCE_DEG)))
     index = np.arange(1, n + 1)
     score = ndimage.mean(extent, labels, index)
     learned = ndimage.median(height, labels, index)

@@ -22,6 +22,8 @@ from scipy import ndimage
 from shapely.geometry import Polygon, shape
 from skimage.segmentation import watershed
 
+from baseline.detect.regularise import DEFAULT_TOLERANCE_DEG, regularise_polygon
+
 
 def separate_instances(
     extent: np.ndarray,
@@ -74,11 +76,16 @@ def polygons_from_labels(
     *,
     simplify_px: float = 0.75,
     min_hole_px: float = 16.0,
+    regularise_deg: float = DEFAULT_TOLERANCE_DEG,
 ) -> dict[int, Polygon]:
     """One polygon per label in CRS coordinates (largest part; small holes filled).
 
     ``simplify_px`` is the Douglas-Peucker tolerance in pixels: enough to remove
     the staircase of a diagonal edge, not enough to cut a corner off.
+    ``regularise_deg`` is how far off its axes an edge may be and still be
+    snapped to them (0: keep the traced outline); the outline it snaps is
+    simplified by one pixel, steps under a pixel merge and off-axis edges
+    under five pixels are taken for corners the grid cut.
     """
     pixel = abs(transform.a * transform.e - transform.b * transform.d) ** 0.5
     parts: dict[int, list[Polygon]] = defaultdict(list)
@@ -97,6 +104,9 @@ def polygons_from_labels(
                 if not candidates:
                     continue
                 poly = max(candidates, key=lambda p: p.area)
+        if regularise_deg > 0 and not poly.is_empty:
+            poly = regularise_polygon(poly, tolerance_deg=regularise_deg, outline_m=pixel, merge_m=pixel,
+                                      min_free_edge_m=5 * pixel)
         if not poly.is_empty and poly.area > 0:
             out[value] = poly
     return out

@@ -207,6 +207,7 @@ def train_buildings(
         tiling=DEFAULT_TILING["buildings"],
         postprocess={"extent_threshold": 0.5, "boundary_threshold": 0.5, "min_area_m2": 8.0,
                      "shadow_threshold": 0.5, "min_shadow_rays": 3, "simplify_px": 0.75,
+                     "regularise_deg": 20.0,
                      "learned_height_sigma_m": 1.5},
         training=training_block(record, train_scenes, _settings_dict(s), dev),
     )
