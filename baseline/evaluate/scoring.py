@@ -61,6 +61,8 @@ def building_metrics(
         err = pred["height_m"].to_numpy(dtype=float)[m.pred] - truth_h
         out.update(height_mae_m=mae(err), height_rmse_m=rmse(err), height_bias_m=bias(err))
         out.update(_height_bands(err, truth_h))
+        if "height_sigma_m" in pred.columns:
+            out.update(_interval_coverage(err, pred["height_sigma_m"].to_numpy(dtype=float)[m.pred]))
     else:
         notes.append(f"height metrics left out: {why}")
     out["notes"] = notes
@@ -81,6 +83,18 @@ def _height_bands(err: np.ndarray, truth_h: np.ndarray) -> dict[str, Any]:
         out[f"height_bias_m_{name}"] = bias(err[band])
         out[f"height_count_{name}"] = int(band.sum())
     return out
+
+
+def _interval_coverage(err: np.ndarray, sigma: np.ndarray) -> dict[str, Any]:
+    """Share of matched heights whose error lies within their 95% interval (1.96 ``height_sigma_m``).
+
+    An honest uncertainty gives about 0.95; less means the sigmas are too
+    small. Buildings without a finite sigma are left out.
+    """
+    ok = np.isfinite(err) & np.isfinite(sigma) & (sigma > 0)
+    within = np.abs(err[ok]) <= 1.96 * sigma[ok]
+    return {"height_within_95_interval": float(within.mean()) if ok.any() else None,
+            "height_count_with_sigma": int(ok.sum())}
 
 
 def _class_metrics(pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, radius: float) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def evaluate_buildings_model(
     """The card's ``evaluation`` section for a building model on ``scenes``."""
     per_scene: dict[str, Any] = {}
     tp = fp = fn = 0
-    errors, sources, seconds, area = [], [], 0.0, 0.0
+    errors, sources, sigmas, seconds, area = [], [], [], 0.0, 0.0
     for scene in scenes:
         truth = scene.buildings
         pred, dt = predict_buildings(model, scene, device=device, batch_size=batch_size)
@@ -87,6 +87,7 @@ def evaluate_buildings_model(
         src = pred["height_source"].to_numpy(str)[m.pred]
         errors.append(err)
         sources.append(src)
+        sigmas.append(pred["height_sigma_m"].to_numpy(float)[m.pred])
         seconds += dt
         area += _area_km2(scene)
         metrics = building_metrics(pred, truth, BUILDING_IOU)
@@ -100,6 +101,7 @@ def evaluate_buildings_model(
         per_scene[scene.scene_id] = json_ready(metrics)
     err = np.concatenate(errors) if errors else np.zeros(0)
     src = np.concatenate(sources) if sources else np.zeros(0, str)
+    sigma = np.concatenate(sigmas) if sigmas else np.zeros(0)
     out = _counts(tp, fp, fn)
     out.update(
         iou_threshold=BUILDING_IOU,
@@ -107,6 +109,10 @@ def evaluate_buildings_model(
         height_bias_m=float(np.mean(err)) if err.size else None,
         height_mae_shadow_m=float(np.mean(np.abs(err[src == "shadow"]))) if (src == "shadow").any() else None,
         height_mae_learned_m=float(np.mean(np.abs(err[src == "learned"]))) if (src == "learned").any() else None,
+        height_within_95_interval={
+            source: float(np.mean(np.abs(err[k]) <= 1.96 * sigma[k])) if k.any() else None
+            for source, k in (("all", np.ones(len(err), bool)), ("shadow", src == "shadow"), ("learned", src == "learned"))
+        },
         seconds_per_km2=round(seconds / area, 2) if area else None,
         scenes=per_scene,
     )

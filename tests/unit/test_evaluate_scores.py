@@ -238,3 +238,20 @@ def test_height_errors_per_band_of_true_height():
     assert out["height_mae_m_10_30m"] == 3.0 and out["height_count_10_30m"] == 1
     assert out["height_mae_m_over_30m"] == 20.0 and out["height_bias_m_over_30m"] == -20.0
     assert out["height_rmse_m"] > out["height_mae_m"]  # the squashed tower dominates
+
+
+def test_height_interval_coverage_counts_errors_inside_their_95_percent_interval():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from baseline.evaluate.scoring import building_metrics
+
+    geoms = [box(i * 50, 0, i * 50 + 20, 20) for i in range(4)]
+    truth = gpd.GeoDataFrame({"height_m": [6.0, 8.0, 20.0, 60.0]}, geometry=geoms, crs="EPSG:32635")
+    # errors +1, -1, +3, -20 against 95% intervals of 1.96, 0.98, 9.8 and (no sigma)
+    pred = gpd.GeoDataFrame({"height_m": [7.0, 7.0, 23.0, 40.0], "height_sigma_m": [1.0, 0.5, 5.0, float("nan")]},
+                            geometry=geoms, crs="EPSG:32635")
+    out = building_metrics(pred, truth)
+    assert out["height_count_with_sigma"] == 3
+    assert out["height_within_95_interval"] == pytest.approx(2 / 3)
+    assert "height_within_95_interval" not in building_metrics(pred.drop(columns="height_sigma_m"), truth)

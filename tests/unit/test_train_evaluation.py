@@ -65,3 +65,17 @@ def test_kerb_and_car_park_rates_come_from_the_map(tmp_path, monkeypatch, with_m
     scene = ev["scenes"]["hand"]
     assert scene["vehicle_precision_ctx_car_park"] == pytest.approx(0.75)
     assert scene["on_road_accuracy"] == 1.0
+
+
+def test_sigma_scale_makes_the_interval_cover_what_it_says() -> None:
+    import numpy as np
+
+    from baseline.train.tuning import sigma_scale
+
+    rng = np.random.default_rng(0)
+    z = np.abs(rng.normal(0.0, 2.0, 4000))  # errors twice the stated sigma
+    scale = sigma_scale(z)
+    assert 1.9 < scale < 2.1
+    assert np.mean(z <= 1.96 * scale) >= 0.95
+    assert sigma_scale(np.abs(rng.normal(0.0, 0.5, 4000))) == 1.0  # never narrows a cautious sigma
+    assert sigma_scale(z[:19]) is None
