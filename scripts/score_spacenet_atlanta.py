@@ -14,12 +14,21 @@ advance and not tuned on the scores:
 1. resample 0.5 m -> 0.3 m (900 -> 1500 pixels, the same ground extent) with
    the project's resampler (``baseline.detect.runtime.resample``: bilinear up);
 2. the file has no radiometric calibration (no gain, offset or sun angle), so
-   reflectance is unknown; every model band is the panchromatic image scaled
-   so that the band's mean over the chip equals the model card's mean for that
-   band: ``band_k = DN / mean(DN) * card_mean_k``. All four bands then carry
-   the same spatial pattern; real multispectral imagery would differ between
-   bands (vegetation is dark in blue and red and bright in near-infrared), so
-   colour cues the model learned are absent.
+   reflectance is unknown. Two ways to fill the model's four bands, both fixed
+   before scoring (``--pan-input``):
+
+   - ``grey`` (the default): every band is the same image, the pan DN scaled so
+     that its mean over the chip equals the card's band means weighted by the
+     panchromatic response (``baseline.train.augment.PAN_WEIGHTS``). This is
+     exactly what the training's panchromatic draw shows a model trained with
+     ``--augment sensor``: one broad-band grey in every band.
+   - ``card-means``: band ``k`` is the pan image scaled so that its mean equals
+     the card's mean for that band (``band_k = DN / mean(DN) * card_mean_k``);
+     the bands are proportional, not equal.
+
+   Either way all four bands carry one spatial pattern; real multispectral
+   imagery would differ between bands (vegetation is dark in blue and red and
+   bright in near-infrared), so colour cues the model learned are absent.
 
 The detector runs through the project's own path
 (``baseline.detect.infer.detect_buildings``: the card's chip size and overlap,
@@ -30,6 +39,7 @@ do not depend on the sun. Footprints are scored against all 43 labels with
 
     .venv/bin/python scripts/score_spacenet_atlanta.py
     .venv/bin/python scripts/score_spacenet_atlanta.py --png /tmp/atlanta.png --json /tmp/atlanta.json
+    .venv/bin/python scripts/score_spacenet_atlanta.py --version 1.0.0 --pan-input card-means
 
 Imagery and labels: SpaceNet (CC BY-SA 4.0), via CosmiQ/solaris sample data.
 """
@@ -56,7 +66,7 @@ DATA = REPO.parent / "shared" / "data"
 IMAGE = Path("spacenet_solaris/imagery/sample_geotiff.tif")
 LABELS = Path("spacenet_solaris/labels/geotiff_labels.geojson")
 MODEL = "buildings-unet"
-VERSION = "1.0.0"
+PAN_INPUTS = ("grey", "card-means")
 ATTRIBUTION = "SpaceNet-4 Atlanta, WorldView-2 pan (CC BY-SA 4.0)"
 F1_AIM = 0.6
 
@@ -105,15 +115,25 @@ def load_labels(data: Path = DATA) -> gpd.GeoDataFrame:
     return out[out.geometry.notna()].reset_index(drop=True)
 
 
-def pan_to_model_input(chip: PanChip, band_means: list[float], bands: list[str], gsd_m: float = 0.3) -> ModelInput:
+def pan_to_model_input(chip: PanChip, band_means: list[float], bands: list[str], gsd_m: float = 0.3,
+                       mode: str = "card-means") -> ModelInput:
     """The model's input from the pan chip: resampled to ``gsd_m``, one band per model band (see module doc).
 
-    ``band_k = DN / mean(DN over valid pixels) * band_means[k]``, clipped at the
-    project's reflectance ceiling; the grid keeps the chip's ground extent
-    (``round(size * chip.gsd_m / gsd_m)`` pixels) and top-left corner.
+    ``card-means``: ``band_k = DN / mean(DN over valid pixels) * band_means[k]``;
+    ``grey``: every band ``DN / mean(DN) * sum_k(PAN_WEIGHTS[k] * band_means[k])``.
+    Clipped at the project's reflectance ceiling; the grid keeps the chip's
+    ground extent (``round(size * chip.gsd_m / gsd_m)`` pixels) and top-left corner.
     """
     from baseline.core.chips import REFLECTANCE_MAX
     from baseline.detect.runtime import resample
+    from baseline.train.augment import PAN_WEIGHTS
+
+    if mode not in PAN_INPUTS:
+        raise ValueError(f"pan input {mode!r}: one of {', '.join(PAN_INPUTS)}")
+    if mode == "grey":
+        weights = PAN_WEIGHTS if len(band_means) == len(PAN_WEIGHTS) else [1.0 / len(band_means)] * len(band_means)
+        grey_mean = float(np.dot(weights, band_means))
+        band_means = [grey_mean] * len(band_means)
 
     h = round(chip.dn.shape[0] * chip.gsd_m / gsd_m)
     w = round(chip.dn.shape[1] * chip.gsd_m / gsd_m)
@@ -156,16 +176,20 @@ def detect(inp: ModelInput, model: Any, device: str = "cpu", batch_size: int = 4
                             device=device, batch_size=batch_size)
 
 
-def score_chip(data: Path = DATA, iou: float = 0.5, device: str = "cpu") -> dict[str, Any]:
-    """Load, convert, detect and score the chip; the scores plus the tables and input (for a figure)."""
+def score_chip(data: Path = DATA, iou: float = 0.5, device: str = "cpu", version: str | None = None,
+               pan_input: str = "grey", models_dir: Path | None = None) -> dict[str, Any]:
+    """Load, convert, detect and score the chip; the scores plus the tables and input (for a figure).
+
+    ``version`` None is the newest shipped ``buildings-unet``; ``models_dir`` None the project's.
+    """
     from baseline.detect.weights import load_model
     from baseline.evaluate import building_metrics
     from baseline.evaluate.matching import match_buildings
 
     t0 = time.perf_counter()
-    model = load_model(MODEL, VERSION)
+    model = load_model(MODEL, version, models_dir)
     chip, labels = load_chip(data), load_labels(data)
-    inp = pan_to_model_input(chip, model.mean, model.bands, model.gsd_m)
+    inp = pan_to_model_input(chip, model.mean, model.bands, model.gsd_m, mode=pan_input)
     t1 = time.perf_counter()
     pred = detect(inp, model, device=device)
     t2 = time.perf_counter()
@@ -182,7 +206,8 @@ def score_chip(data: Path = DATA, iou: float = 0.5, device: str = "cpu") -> dict
     covered = shapely.union_all(pred.geometry.values).area if len(pred) else 0.0
     metrics.update(
         labels_touched=int(touched.sum()), detected_share_of_chip=float(covered / (inp.valid.sum() * inp.gsd_m ** 2)),
-        iou=iou, model=f"{model.name}@{model.version}", input_gsd_m=inp.gsd_m, input_shape=list(inp.image.shape),
+        iou=iou, model=f"{model.name}@{model.version}", pan_input=pan_input,
+        trained_with=(model.card.get("training") or {}).get("settings", {}).get("augment", "basic"), input_gsd_m=inp.gsd_m, input_shape=list(inp.image.shape),
         labels_truncated=int((~full).sum()), recall_untruncated=float(found[full].mean()) if full.any() else None,
         seconds={"load_convert": round(t1 - t0, 2), "detect": round(t2 - t1, 2), "score": round(time.perf_counter() - t2, 2)},
     )
@@ -227,15 +252,21 @@ def main() -> None:
     parser.add_argument("--iou", type=float, default=0.5)
     parser.add_argument("--png", type=Path, default=None, help="Write an overlay figure here.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the scores here.")
+    parser.add_argument("--version", default=None, help=f"{MODEL} version (default: the newest under models/).")
+    parser.add_argument("--models-dir", type=Path, default=None, help="Models folder (default: the project's).")
+    parser.add_argument("--pan-input", choices=PAN_INPUTS, default="grey",
+                        help="How the pan band fills the model's four (module doc).")
     args = parser.parse_args()
     if not (args.data / IMAGE).is_file():
         sys.exit(f"{args.data / IMAGE} not found (give --data)")
-    out = score_chip(args.data, args.iou)
+    out = score_chip(args.data, args.iou, version=args.version, pan_input=args.pan_input, models_dir=args.models_dir)
     m = out["metrics"]
-    print(f"SpaceNet-4 Atlanta chip, {m['model']} (trained on synthetic Helsinki renders; pan input is out of "
-          "distribution)")
-    print(f"input: pan 0.5 m -> {m['input_gsd_m']} m, shape {m['input_shape']}, every band = pan scaled to the "
-          "card's band mean; no sun angles (learned heights)")
+    print(f"SpaceNet-4 Atlanta chip, {m['model']} (trained on synthetic Helsinki renders, augmentation "
+          f"{m['trained_with']!r}; real pan imagery)")
+    filled = ("the same grey in every band" if args.pan_input == "grey"
+              else "every band = pan scaled to the card's band mean")
+    print(f"input: pan 0.5 m -> {m['input_gsd_m']} m, shape {m['input_shape']}, {filled}; "
+          "no sun angles (learned heights)")
     print(f"labels {m['building_truth_count']} ({m['labels_truncated']} cut by the chip edge), "
           f"detections {m['building_pred_count']}")
     print(f"at IoU >= {args.iou}: tp {m['building_tp']}, fp {m['building_fp']}, fn {m['building_fn']}")

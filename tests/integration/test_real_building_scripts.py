@@ -98,6 +98,12 @@ def test_spacenet_conversion(pan_chip: score_spacenet_atlanta.PanChip) -> None:
     assert unclipped.mean() > 0.999
     np.testing.assert_allclose(inp.image[3][unclipped] * means[0], inp.image[0][unclipped] * means[3],
                                rtol=1e-4, atol=1e-6)
+    # grey: the training's panchromatic draw, one image in every band at the pan-weighted mean
+    grey = score_spacenet_atlanta.pan_to_model_input(pan_chip, means, ["blue", "green", "red", "nir"], 0.3, mode="grey")
+    np.testing.assert_array_equal(grey.image[0], grey.image[3])
+    assert grey.image[0][grey.valid].mean() == pytest.approx(float(np.dot([0.2, 0.3, 0.3, 0.2], means)), rel=0.01)
+    with pytest.raises(ValueError, match="pan input"):
+        score_spacenet_atlanta.pan_to_model_input(pan_chip, means, ["blue", "green", "red", "nir"], 0.3, mode="rgb")
 
 
 @pytest.mark.shared_data
