@@ -196,9 +196,12 @@ def train_buildings(
         "a lower neighbour's roof is measured from where that roof turns sunlit (once the neighbour's "
         "own height is known); one whose shadow only meets taller walls gets the learned height, "
         "clamped by the bounds its shadow gives, which is much less accurate. The shadow head was "
-        "trained on renders with the sun at 30-60 degrees from the south-east to south-west; a low "
-        "sun from the west (33 degrees at azimuth 240, seed 2026) measured F1 0.77 and height MAE 4.1 m. "
-        "Buildings larger than a tile's halo can be cut at tile edges."
+        "trained on renders with the sun at 30-60 degrees from the south-east to south-west (flips and "
+        "quarter turns carry those to other azimuths); lower suns score lower. "
+        + ("Sensor augmentation (coarser GSD up to twice the model's, panchromatic grey, leaf-off vegetation, "
+           "shadow fill) widens what it has seen, not where it has been: every scene is still one rendered city. "
+           if s.augment == "sensor" else "")
+        + "Buildings larger than a tile's halo can be cut at tile edges."
     )
     card.update(
         architecture=arch,
