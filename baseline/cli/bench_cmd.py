@@ -57,8 +57,9 @@ def command(area_km2: float, device: str, json_path: Path | None, workers: int |
     from baseline.bench import run_bench
     from baseline.bench.report import bench_table, write_bench_json
     from baseline.config import load_config
+    from baseline.detect.weights import default_models_dir
     from baseline.errors import InvalidValueError
-    from baseline.run.pipeline import MODELS_DIR, REPO_ROOT, _ensure_scene
+    from baseline.run.pipeline import REPO_ROOT, _ensure_scene
     from baseline.run.progress import StageProgress
 
     if area_km2 <= 0:
@@ -78,7 +79,7 @@ def command(area_km2: float, device: str, json_path: Path | None, workers: int |
         _ensure_scene(config, base_scene, False, StageProgress(enabled=True))
 
     def run(folder: Path) -> dict:
-        result = run_bench(config, base_scene, area_km2, folder, MODELS_DIR, with_4x=not no_4x,
+        result = run_bench(config, base_scene, area_km2, folder, default_models_dir(), with_4x=not no_4x,
                            model_seconds=model_seconds, show_progress=not quiet,
                            progress=lambda text: console.print(f"[cyan]bench[/cyan] {text}"))
         return result.summary()

@@ -34,7 +34,7 @@ from baseline.context.osm import MapContext, load_osm_context
 from baseline.core.hashing import code_digest, sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.detect.runtime import InferenceSettings
-from baseline.detect.weights import ModelRef, read_card, read_model_ref
+from baseline.detect.weights import ModelRef, default_models_dir, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
 from baseline.ingest.sources import AreaOfInterest, area_of_interest, open_source
 from baseline.preprocess import city_grid_for, plan_tiles
@@ -53,7 +53,6 @@ from baseline.run.tile_task import (
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "models"
 
 
 @dataclass
@@ -291,7 +290,7 @@ def run_pipeline(
     *,
     out: Path | None = None,
     scene_dir: Path | None = None,
-    models_dir: Path = MODELS_DIR,
+    models_dir: Path | None = None,
     show_progress: bool = True,
     on_tile_done: Callable[[TileResult], None] | None = None,
     context: MapContext | None = None,
@@ -301,7 +300,8 @@ def run_pipeline(
     ``context`` replaces the map context read from the city's OSM extract
     (``baseline bench`` passes the context of its tiled city).
 
-    ``out`` and ``scene_dir`` override the config's publish folder and scene.
+    ``out`` and ``scene_dir`` override the config's publish folder and scene;
+    ``models_dir`` the models folder (default ``$BASELINE_MODELS_DIR``, else ``models/``).
     ``on_tile_done`` is called in the client after each tile (tests use it to
     interrupt a run part-way).
     """
@@ -327,6 +327,7 @@ def run_pipeline(
     if scene is None:
         return _run_sentinel2_only(config, s2_scene, context, city, out, scene_dir, progress, timings, t_start)
 
+    models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
     b_ref = read_model_ref(models_dir, config.detect.buildings_model, config.detect.buildings_version)
     v_ref = read_model_ref(models_dir, config.detect.vehicles_model, config.detect.vehicles_version)
     b_ref = ModelRef(**{**b_ref.__dict__, "chip_px": b_ref.chip_px or config.preprocess.chip_px})
