@@ -127,7 +127,7 @@ def buildings_from_mosaic(
     training renders) and
     ``learned_height_sigma_m``, ``shadow_gap_m`` (lit stretches a ray bridges),
     ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness``,
-    ``min_roof_run_px``, ``max_contradicting_rays`` and ``shadow_sigma_scale`` (the card's ``postprocess`` block).
+    ``min_roof_run_px``, ``max_contradicting_rays`` and ``shadow_sigma_floor_m`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
@@ -198,8 +198,8 @@ def buildings_from_mosaic(
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # the rays' own spread under-states a shadow height's error (edges, censoring): the card's
-    # scale, fitted on training renders, makes 95% of errors fall within 1.96 sigma there
-    shadow_sigma_scale = float(pp.get("shadow_sigma_scale", 1.0))
+    # floor, added in quadrature and fitted on training renders, puts 95% of errors within 1.96 sigma there
+    shadow_sigma_floor = float(pp.get("shadow_sigma_floor_m", 0.0))
     # calibrated bias of measured shadow lengths (from training renders), applied as a length
     length_offset = float(pp.get("shadow_length_offset_m", 0.0))
     tan_e = math.tan(math.radians(sun_elevation_deg)) if sun_elevation_deg else 0.0
@@ -217,7 +217,7 @@ def buildings_from_mosaic(
                 continue
         sh = _measured_part(parts.get(int(k), []), shadow_h, float(pp.get("min_part_share", 0.2)))
         if sh is not None and np.isfinite(sh.height_m):
-            h, sigma, source = max(sh.height_m + length_offset * tan_e, 0.0), sh.sigma_m * shadow_sigma_scale, "shadow"
+            h, sigma, source = max(sh.height_m + length_offset * tan_e, 0.0), float(np.hypot(sh.sigma_m, shadow_sigma_floor)), "shadow"
             if np.isfinite(sh.lower_bound_m):
                 h = max(h, sh.lower_bound_m + length_offset * tan_e)
         else:

@@ -6,8 +6,8 @@ size (seeds smaller than it merge into their neighbours, which removes the
 fragments that roof fixtures and roof shadows cut out), and the setting with
 the best F1 (IoU >= 0.5) is written into the card, with the median bias of
 the measured shadow lengths (a length, so it converts to height with each
-scene's own sun elevation), and the scale that makes shadow heights' sigmas
-cover 95% of their errors. Held-out scenes are never used here, so their
+scene's own sun elevation), and the floor that makes shadow heights' sigmas
+cover 95% of their errors (a floor added in quadrature). Held-out scenes are never used here, so their
 scores stay honest.
 """
 
@@ -110,55 +110,67 @@ def tune_building_postprocess(
             learned_mae = float(np.mean(np.abs(lw))) if lw.size else None
     if learned_mae is not None:
         tuned["learned_height_sigma_m"] = round(1.25 * learned_mae, 2)  # MAE -> sigma for a Gaussian
-    scale, coverage = shadow_sigma_scale(mosaics, tuned)
-    if scale is not None:
-        tuned["shadow_sigma_scale"] = scale
-        scores["shadow heights within 1.96 sigma, before / after the scale"] = coverage
+    floor, coverage = shadow_sigma_floor(mosaics, tuned)
+    if floor is not None:
+        tuned["shadow_sigma_floor_m"] = floor
+        scores["shadow heights within 1.96 sigma, before / after the floor"] = coverage
     return tuned, scores
 
 
-def shadow_sigma_scale(
+def shadow_sigma_floor(
     mosaics: list[tuple[LabelledScene, BuildingMosaic]], postprocess: dict[str, Any], coverage: float = 0.95
 ) -> tuple[float | None, list[float]]:
-    """The factor on shadow-height sigmas that puts ``coverage`` of the errors within 1.96 sigma.
+    """The error every shadow height shares, as a sigma added in quadrature to its rays' spread.
 
     A shadow height's sigma is the spread of its rays, which misses what all
-    rays share (the predicted shadow's edges, a ray cut short): on renders it
-    covered fewer errors than a 95% interval should. The scale is the
-    ``coverage`` quantile of |error| / sigma over 1.96, never below 1, from
-    the training crops only; None with fewer than 20 matched shadow heights.
-    Returns (scale, [coverage before, coverage after]).
+    rays share (the predicted shadow's edges, a ray cut short): when the rays
+    agree it can be a few centimetres while the height is a metre off. The
+    floor is the smallest sigma that, added in quadrature, puts ``coverage``
+    of the errors within 1.96 sigma on the training crops (never the held-out
+    scenes); None with fewer than 20 matched shadow heights. Returns
+    (floor in metres, [coverage before, coverage after]).
     """
-    z = []
+    errors, sigmas = [], []
     for scene, mosaic in mosaics:
         pred = buildings_from_mosaic(
             mosaic, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
             sun_azimuth_deg=scene.sun_azimuth_deg, scene_id=scene.scene_id,
-            postprocess=dict(postprocess, shadow_sigma_scale=1.0),
+            postprocess=dict(postprocess, shadow_sigma_floor_m=0.0),
         )
         m = match_buildings(pred, scene.buildings, 0.5)
         shadow = pred["height_source"].to_numpy()[m.pred] == "shadow"
         err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
         sigma = pred["height_sigma_m"].to_numpy(float)[m.pred]
-        ok = shadow & np.isfinite(err) & (sigma > 0)
-        z.append(np.abs(err[ok]) / sigma[ok])
-    z_all = np.concatenate(z) if z else np.zeros(0)
-    scale = sigma_scale(z_all, coverage)
-    if scale is None:
+        ok = shadow & np.isfinite(err) & np.isfinite(sigma)
+        errors.append(err[ok])
+        sigmas.append(sigma[ok])
+    err = np.concatenate(errors) if errors else np.zeros(0)
+    sigma = np.concatenate(sigmas) if sigmas else np.zeros(0)
+    floor = sigma_floor(err, sigma, coverage)
+    if floor is None:
         return None, []
-    before = float(np.mean(z_all <= 1.96))
-    after = float(np.mean(z_all <= 1.96 * scale))
-    log.info("shadow sigma scale %.2f: %.3f -> %.3f of errors within 1.96 sigma on training crops", scale, before, after)
-    return scale, [round(before, 3), round(after, 3)]
+    before = float(np.mean(np.abs(err) <= 1.96 * sigma))
+    after = float(np.mean(np.abs(err) <= 1.96 * np.hypot(sigma, floor)))
+    log.info("shadow sigma floor %.2f m: %.3f -> %.3f of errors within 1.96 sigma on training crops",
+             floor, before, after)
+    return floor, [round(before, 3), round(after, 3)]
 
 
-def sigma_scale(z: np.ndarray, coverage: float = 0.95, min_count: int = 20) -> float | None:
-    """Factor (at least 1, two decimals, rounded up) that puts ``coverage`` of |error| / sigma ``z`` within 1.96.
-
-    None with fewer than ``min_count`` values: too few to fit a tail on.
-    """
-    z = np.asarray(z, dtype=float)
-    z = z[np.isfinite(z)]
-    if z.size < min_count:
+def sigma_floor(err: np.ndarray, sigma: np.ndarray, coverage: float = 0.95, min_count: int = 20) -> float | None:
+    """Smallest ``f`` (cm steps, rounded up) with ``coverage`` of |err| <= 1.96 hypot(sigma, f); None if too few."""
+    err, sigma = np.asarray(err, float), np.asarray(sigma, float)
+    ok = np.isfinite(err) & np.isfinite(sigma)
+    err, sigma = np.abs(err[ok]), np.maximum(sigma[ok], 0.0)
+    if err.size < min_count:
         return None
-    return max(1.0, math.ceil(float(np.quantile(z, coverage)) / 1.96 * 100) / 100)
+
+    def covered(f: float) -> float:
+        return float(np.mean(err <= 1.96 * np.hypot(sigma, f)))
+
+    if covered(0.0) >= coverage:
+        return 0.0
+    lo, hi = 0.0, max(float(err.max()) / 1.96, 0.01)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if covered(mid) >= coverage else (mid, hi)
+    return math.ceil(hi * 100) / 100

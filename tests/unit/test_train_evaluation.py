@@ -67,15 +67,17 @@ def test_kerb_and_car_park_rates_come_from_the_map(tmp_path, monkeypatch, with_m
     assert scene["on_road_accuracy"] == 1.0
 
 
-def test_sigma_scale_makes_the_interval_cover_what_it_says() -> None:
+def test_sigma_floor_makes_the_interval_cover_what_it_says() -> None:
     import numpy as np
 
-    from baseline.train.tuning import sigma_scale
+    from baseline.train.tuning import sigma_floor
 
     rng = np.random.default_rng(0)
-    z = np.abs(rng.normal(0.0, 2.0, 4000))  # errors twice the stated sigma
-    scale = sigma_scale(z)
-    assert 1.9 < scale < 2.1
-    assert np.mean(z <= 1.96 * scale) >= 0.95
-    assert sigma_scale(np.abs(rng.normal(0.0, 0.5, 4000))) == 1.0  # never narrows a cautious sigma
-    assert sigma_scale(z[:19]) is None
+    sigma = rng.uniform(0.05, 0.5, 4000)  # the rays agree closely...
+    err = rng.normal(0.0, np.hypot(sigma, 1.0))  # ...but every height shares a 1 m error
+    floor = sigma_floor(err, sigma)
+    assert 0.9 < floor < 1.1
+    assert np.mean(np.abs(err) <= 1.96 * np.hypot(sigma, floor)) >= 0.95
+    assert np.mean(np.abs(err) <= 1.96 * sigma) < 0.5  # what the rays alone claimed
+    assert sigma_floor(rng.normal(0.0, 0.1, 4000), np.full(4000, 1.0)) == 0.0  # a cautious sigma stays
+    assert sigma_floor(err[:19], sigma[:19]) is None
