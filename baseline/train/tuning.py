@@ -44,6 +44,15 @@ def central_crop(scene: LabelledScene, size_m: float = 700.0) -> LabelledScene:
     return crop_scene(scene, (rows - h) // 2, (cols - w) // 2, h, w)
 
 
+def _matched(scene: LabelledScene, mosaic: BuildingMosaic, postprocess: dict[str, Any]) -> tuple[Any, Any]:
+    """(footprints from ``mosaic`` with ``postprocess``, their matches to the scene's truth at IoU 0.5)."""
+    pred = buildings_from_mosaic(
+        mosaic, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
+        sun_azimuth_deg=scene.sun_azimuth_deg, scene_id=scene.scene_id, postprocess=postprocess,
+    )
+    return pred, match_buildings(pred, scene.buildings, 0.5)
+
+
 def tune_building_postprocess(
     model: LoadedModel, scenes: list[LabelledScene], *, device: str = "auto"
 ) -> tuple[dict[str, Any], dict[str, float]]:
@@ -62,11 +71,7 @@ def tune_building_postprocess(
         pp = dict(model.postprocess, boundary_threshold=threshold, min_seed_m2=seed_m2, shadow_length_offset_m=0.0)
         found = []
         for scene, mosaic in mosaics:
-            pred = buildings_from_mosaic(
-                mosaic, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
-                sun_azimuth_deg=scene.sun_azimuth_deg, scene_id=scene.scene_id, postprocess=pp,
-            )
-            m = match_buildings(pred, scene.buildings, 0.5)
+            pred, m = _matched(scene, mosaic, pp)
             tp, n_pred, n_truth = tp + m.tp, n_pred + m.n_pred, n_truth + m.n_truth
             if scene.sun_elevation_deg is not None:
                 shadow = pred["height_source"].to_numpy()[m.pred] == "shadow"
@@ -90,11 +95,7 @@ def tune_building_postprocess(
         pp = dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q)
         errors, learned = [], []
         for scene, mosaic in mosaics:
-            pred = buildings_from_mosaic(
-                mosaic, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
-                sun_azimuth_deg=scene.sun_azimuth_deg, scene_id=scene.scene_id, postprocess=pp,
-            )
-            m = match_buildings(pred, scene.buildings, 0.5)
+            pred, m = _matched(scene, mosaic, pp)
             err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
             errors.append(err)
             learned.append(err[pred["height_source"].to_numpy()[m.pred] == "learned"])
@@ -132,12 +133,7 @@ def shadow_sigma_floor(
     """
     errors, sigmas = [], []
     for scene, mosaic in mosaics:
-        pred = buildings_from_mosaic(
-            mosaic, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
-            sun_azimuth_deg=scene.sun_azimuth_deg, scene_id=scene.scene_id,
-            postprocess=dict(postprocess, shadow_sigma_floor_m=0.0),
-        )
-        m = match_buildings(pred, scene.buildings, 0.5)
+        pred, m = _matched(scene, mosaic, dict(postprocess, shadow_sigma_floor_m=0.0))
         shadow = pred["height_source"].to_numpy()[m.pred] == "shadow"
         err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
         sigma = pred["height_sigma_m"].to_numpy(float)[m.pred]
