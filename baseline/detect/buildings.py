@@ -37,6 +37,7 @@ from baseline.detect.runtime import (
     run_batches,
 )
 from baseline.detect.shadows import (
+    MAX_RAY_INCIDENCE_DEG,
     ShadowHeight,
     chained_shadow_heights,
     roof_darkness,
@@ -127,7 +128,8 @@ def buildings_from_mosaic(
     training renders) and
     ``learned_height_sigma_m``, ``shadow_gap_m`` (lit stretches a ray bridges),
     ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness``,
-    ``min_roof_run_px``, ``max_contradicting_rays`` and ``shadow_sigma_floor_m`` (the card's ``postprocess`` block).
+    ``min_roof_run_px``, ``max_contradicting_rays``, ``shadow_max_incidence_deg`` (rays start on edges facing within it of the
+    shadow) and ``shadow_sigma_floor_m`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
@@ -177,6 +179,7 @@ def buildings_from_mosaic(
             quantile=float(pp.get("shadow_quantile", 0.5)),
             lower_quantile=float(pp.get("lower_bound_quantile", 0.5)),
             max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
+            max_incidence_deg=float(pp.get("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)),
         )
         if bool(pp.get("roof_shadows", True)):
             # buildings whose shadow falls on a neighbour: carry the rays over its roof
@@ -195,6 +198,7 @@ def buildings_from_mosaic(
                 min_roof_run_px=float(pp.get("min_roof_run_px", 1.5)),
                 max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
                 max_contradicting=float(pp.get("max_contradicting_rays", 3.0)),
+                max_incidence_deg=float(pp.get("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)),
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # the rays' own spread under-states a shadow height's error (edges, censoring): the card's

@@ -27,6 +27,11 @@ from shapely.geometry.base import BaseGeometry
 from baseline.core.geo import shadow_offset_m
 from baseline.detect.frames import bearing_to_pixel, pixel_to_vector
 
+# rays start only on edges whose outward normal is within this of the shadow
+# direction: at 70 degrees the shadow beside a wall is still a third of the
+# shadow's length wide, a few pixels for any building worth measuring
+MAX_RAY_INCIDENCE_DEG = 70.0
+
 
 def _swept(polygon: BaseGeometry, dx: float, dy: float) -> BaseGeometry:
     """``polygon`` swept along (dx, dy): itself, its translate, and every edge's parallelogram."""
@@ -110,13 +115,52 @@ def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarr
     return top * (1 - fr) + bottom * fr
 
 
-def trailing_edge_pixels(labels: np.ndarray, drow: float, dcol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and cols of building pixels whose neighbour towards (drow, dcol) is not the same building."""
+def facing_cosine(
+    labels: np.ndarray, rows: np.ndarray, cols: np.ndarray, drow: float, dcol: float, radius_px: int = 3
+) -> np.ndarray:
+    """Cosine between each edge pixel's outward normal and (drow, dcol).
+
+    The outward normal points away from the centroid of the pixel's own
+    building within ``radius_px``; 1 is an edge facing straight along the ray,
+    0 an edge the ray grazes.
+    """
+    own = labels[rows, cols]
+    h, w = labels.shape
+    sum_r = np.zeros(len(rows))
+    sum_c = np.zeros(len(rows))
+    for dr in range(-radius_px, radius_px + 1):
+        for dc in range(-radius_px, radius_px + 1):
+            if dr * dr + dc * dc > radius_px * radius_px or (dr == 0 and dc == 0):
+                continue
+            same = labels[np.clip(rows + dr, 0, h - 1), np.clip(cols + dc, 0, w - 1)] == own
+            sum_r += dr * same
+            sum_c += dc * same
+    norm = np.hypot(sum_r, sum_c) * math.hypot(drow, dcol)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = -(sum_r * drow + sum_c * dcol) / norm
+    return np.where(norm > 0, cos, 1.0)
+
+
+def trailing_edge_pixels(
+    labels: np.ndarray, drow: float, dcol: float, max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and cols of building pixels whose neighbour towards (drow, dcol) is not the same building.
+
+    Only edges whose outward normal lies within ``max_incidence_deg`` of the
+    ray direction are kept: a ray from a wall nearly parallel to the sun runs
+    along the wall inside a shadow sliver a pixel or less wide, which a shadow
+    map does not resolve, so it would end almost at once and measure a
+    building a few metres tall (one 23 m building came out 0.8 m so).
+    """
     rows, cols = np.nonzero(labels)
     nr = np.clip(np.rint(rows + drow).astype(np.int64), 0, labels.shape[0] - 1)
     nc = np.clip(np.rint(cols + dcol).astype(np.int64), 0, labels.shape[1] - 1)
     edge = labels[nr, nc] != labels[rows, cols]
-    return rows[edge], cols[edge]
+    rows, cols = rows[edge], cols[edge]
+    if max_incidence_deg < 90.0:
+        facing = facing_cosine(labels, rows, cols, drow, dcol) >= math.cos(math.radians(max_incidence_deg))
+        rows, cols = rows[facing], cols[facing]
+    return rows, cols
 
 
 @dataclass
@@ -313,6 +357,7 @@ def shadow_heights(
     quantile: float = 0.5,
     lower_quantile: float = 0.5,
     max_gap_m: float = 0.0,
+    max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG,
 ) -> dict[int, ShadowHeight]:
     """Per-label heights from the shadow map (probabilities) on the label grid.
 
@@ -321,12 +366,14 @@ def shadow_heights(
     (0.5: the median); above 0.5 it leans against the short rays that graze the
     side of a shadow or stop at a car or tree in it, and against the bias of
     keeping only uncensored rays (long shadows are the ones that meet things).
+    Rays start only on edges facing within ``max_incidence_deg`` of the shadow
+    direction (see :func:`trailing_edge_pixels`).
     """
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
     east, north = pixel_to_vector(transform, drow, dcol)
     metres_per_px = float(math.hypot(east, north))
     tan_e = math.tan(math.radians(sun_elevation_deg))
-    rows, cols = trailing_edge_pixels(labels, drow, dcol)
+    rows, cols = trailing_edge_pixels(labels, drow, dcol, max_incidence_deg)
     max_px = max_height_m / tan_e / metres_per_px
     bounds = np.full(len(rows), np.nan)
     lengths = ray_shadow_lengths(
@@ -407,6 +454,7 @@ def chained_shadow_heights(
     min_roof_run_px: float = 1.5,
     max_gap_m: float = 0.0,
     max_contradicting: float = 3.0,
+    max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG,
 ) -> dict[int, ShadowHeight]:
     """``known`` with heights added for buildings whose shadow falls on a neighbour's roof.
 
@@ -434,7 +482,7 @@ def chained_shadow_heights(
     east, north = pixel_to_vector(transform, drow, dcol)
     metres_per_px = float(math.hypot(east, north))
     to_m = metres_per_px * math.tan(math.radians(sun_elevation_deg))
-    rows, cols = trailing_edge_pixels(labels, drow, dcol)
+    rows, cols = trailing_edge_pixels(labels, drow, dcol, max_incidence_deg)
     own = labels[rows, cols]
     unresolved = np.array([not (lab in out and np.isfinite(out[lab].height_m)) for lab in own], dtype=bool)
     rows, cols, own = rows[unresolved], cols[unresolved], own[unresolved]

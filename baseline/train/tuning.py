@@ -22,6 +22,7 @@ import numpy as np
 
 from baseline.detect.buildings import MOSAIC_CHANNELS, add_chips_to_mosaic, buildings_from_mosaic
 from baseline.detect.mosaic import BuildingMosaic
+from baseline.detect.shadows import MAX_RAY_INCIDENCE_DEG
 from baseline.detect.weights import DEFAULT_TILING, LoadedModel
 from baseline.evaluate import match_buildings
 from baseline.train.chipping import scene_chips
@@ -86,6 +87,8 @@ def tune_building_postprocess(
     # a constant bias in measured shadow length (edges of the predicted masks), in metres
     offset = float(np.median(residuals[best])) if residuals[best].size >= 10 else 0.0
     tuned = dict(model.postprocess, boundary_threshold=best[0], min_seed_m2=best[1], shadow_length_offset_m=round(offset, 3))
+    # recorded in the card, so a later change of the code's default does not silently change this model
+    tuned.setdefault("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)
     # the finer split that measures heights, how few uncensored rays still beat the
     # learned fallback, and that fallback's typical error: by height MAE
     best_mae, learned_mae = np.inf, None
