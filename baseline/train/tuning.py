@@ -35,6 +35,7 @@ MIN_SEEDS_M2 = (1.5, 15.0, 30.0, 50.0, 80.0)
 MIN_SHADOW_RAYS = (2, 3, 5, 8)
 HEIGHT_SEEDS_M2 = (1.5, 30.0, 80.0)
 SHADOW_QUANTILES = (0.5, 0.65)
+ROOF_SHADOW_DARKNESS = (0.3, 0.4, 0.5, 0.6)
 
 
 def central_crop(scene: LabelledScene, size_m: float = 700.0) -> LabelledScene:
@@ -95,23 +96,21 @@ def tune_building_postprocess(
     for rays, height_seed, q in itertools.product(MIN_SHADOW_RAYS, HEIGHT_SEEDS_M2, SHADOW_QUANTILES):
         if height_seed > best[1]:
             continue
-        pp = dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q)
-        errors, learned = [], []
-        for scene, mosaic in mosaics:
-            pred, m = _matched(scene, mosaic, pp)
-            err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
-            errors.append(err)
-            learned.append(err[pred["height_source"].to_numpy()[m.pred] == "learned"])
-        all_errors = np.concatenate(errors) if errors else np.zeros(0)
-        mae = float(np.mean(np.abs(all_errors))) if all_errors.size else np.inf
+        mae, learned = _height_maes(mosaics, dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q))
         scores[f"rays >= {rays}, height seed {height_seed} m2, quantile {q}: height MAE"] = (
             round(mae, 3) if np.isfinite(mae) else None
         )
         if mae < best_mae or "height_seed_m2" not in tuned:
-            best_mae = mae
+            best_mae, learned_mae = mae, learned
             tuned.update(min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q)
-            lw = np.concatenate(learned)
-            learned_mae = float(np.mean(np.abs(lw))) if lw.size else None
+    # how much darker than its sunlit part a neighbour's roof must be to count as this
+    # building's shadow on it (chained heights), with the rest fixed
+    for darkness in ROOF_SHADOW_DARKNESS:
+        mae, learned = _height_maes(mosaics, dict(tuned, roof_shadow_darkness=darkness))
+        scores[f"roof shadow darkness {darkness}: height MAE"] = round(mae, 3) if np.isfinite(mae) else None
+        if mae < best_mae:
+            best_mae, learned_mae = mae, learned
+            tuned["roof_shadow_darkness"] = darkness
     if learned_mae is not None:
         tuned["learned_height_sigma_m"] = round(1.25 * learned_mae, 2)  # MAE -> sigma for a Gaussian
     floor, coverage = shadow_sigma_floor(mosaics, tuned)
@@ -119,6 +118,22 @@ def tune_building_postprocess(
         tuned["shadow_sigma_floor_m"] = floor
         scores["shadow heights within 1.96 sigma, before / after the floor"] = coverage
     return tuned, scores
+
+
+def _height_maes(
+    mosaics: list[tuple[LabelledScene, BuildingMosaic]], postprocess: dict[str, Any]
+) -> tuple[float, float | None]:
+    """(height MAE of every matched footprint, of those with learned heights; None without any) over ``mosaics``."""
+    errors, learned = [], []
+    for scene, mosaic in mosaics:
+        pred, m = _matched(scene, mosaic, postprocess)
+        err = pred["height_m"].to_numpy(float)[m.pred] - scene.buildings["height_m"].to_numpy(float)[m.truth]
+        errors.append(err)
+        learned.append(err[pred["height_source"].to_numpy()[m.pred] == "learned"])
+    every = np.concatenate(errors) if errors else np.zeros(0)
+    fallback = np.concatenate(learned) if learned else np.zeros(0)
+    mae = float(np.mean(np.abs(every))) if every.size else np.inf
+    return mae, (float(np.mean(np.abs(fallback))) if fallback.size else None)
 
 
 def shadow_sigma_floor(
