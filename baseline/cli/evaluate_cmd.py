@@ -28,6 +28,9 @@ Examples:
 \b
 Matching is optimal one-to-one (most matches, then best total IoU or
 distance). A folder literally named 'buildings' or 'vehicles' needs ./ before it.
+Heights are scored overall, per band of true height (_under_10m, _10_30m,
+_over_30m) and per height_source (_shadow, _learned, _dsm); with
+height_sigma_m, the share of errors inside their 95% interval too.
 """
 
 SUBCOMMANDS = ("buildings", "vehicles", "run")

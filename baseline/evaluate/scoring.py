@@ -61,8 +61,11 @@ def building_metrics(
         err = pred["height_m"].to_numpy(dtype=float)[m.pred] - truth_h
         out.update(height_mae_m=mae(err), height_rmse_m=rmse(err), height_bias_m=bias(err))
         out.update(_height_bands(err, truth_h))
-        if "height_sigma_m" in pred.columns:
-            out.update(_interval_coverage(err, pred["height_sigma_m"].to_numpy(dtype=float)[m.pred]))
+        sigma = pred["height_sigma_m"].to_numpy(dtype=float)[m.pred] if "height_sigma_m" in pred.columns else None
+        if sigma is not None:
+            out.update(_interval_coverage(err, sigma))
+        if _has(pred, "height_source"):
+            out.update(_height_sources(err, pred["height_source"].astype(str).to_numpy()[m.pred], sigma))
     else:
         notes.append(f"height metrics left out: {why}")
     out["notes"] = notes
@@ -82,6 +85,25 @@ def _height_bands(err: np.ndarray, truth_h: np.ndarray) -> dict[str, Any]:
         out[f"height_rmse_m_{name}"] = rmse(err[band])
         out[f"height_bias_m_{name}"] = bias(err[band])
         out[f"height_count_{name}"] = int(band.sum())
+    return out
+
+
+def _height_sources(err: np.ndarray, source: np.ndarray, sigma: np.ndarray | None) -> dict[str, Any]:
+    """MAE, bias, count and 95%-interval share of height errors per ``height_source`` (shadow, learned, dsm).
+
+    The sources differ by an order of magnitude in accuracy, so a scene's
+    height MAE mostly says how many of its buildings fell back to the
+    learned head; these say which evidence is off.
+    """
+    out: dict[str, Any] = {}
+    for name in sorted(set(source.tolist())):
+        mine = source == name
+        out[f"height_mae_m_{name}"] = mae(err[mine])
+        out[f"height_bias_m_{name}"] = bias(err[mine])
+        out[f"height_count_{name}"] = int(mine.sum())
+        if sigma is not None:
+            out[f"height_within_95_interval_{name}"] = _interval_coverage(err[mine], sigma[mine])[
+                "height_within_95_interval"]
     return out
 
 

@@ -255,3 +255,25 @@ def test_height_interval_coverage_counts_errors_inside_their_95_percent_interval
     assert out["height_count_with_sigma"] == 3
     assert out["height_within_95_interval"] == pytest.approx(2 / 3)
     assert "height_within_95_interval" not in building_metrics(pred.drop(columns="height_sigma_m"), truth)
+
+
+def test_height_errors_per_height_source():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from baseline.evaluate.scoring import building_metrics
+
+    geoms = [box(i * 50, 0, i * 50 + 20, 20) for i in range(4)]
+    truth = gpd.GeoDataFrame({"height_m": [6.0, 8.0, 20.0, 60.0]}, geometry=geoms, crs="EPSG:32635")
+    # shadow: errors +1 and -1 (sigmas 1 and 0.25); learned: +3 and -20 (sigmas 5 and 5)
+    pred = gpd.GeoDataFrame(
+        {"height_m": [7.0, 7.0, 23.0, 40.0], "height_sigma_m": [1.0, 0.25, 5.0, 5.0],
+         "height_source": ["shadow", "shadow", "learned", "learned"]},
+        geometry=geoms, crs="EPSG:32635")
+    out = building_metrics(pred, truth)
+    assert out["height_count_shadow"] == 2 and out["height_mae_m_shadow"] == 1.0 and out["height_bias_m_shadow"] == 0.0
+    assert out["height_count_learned"] == 2 and out["height_mae_m_learned"] == 11.5
+    assert out["height_bias_m_learned"] == -8.5
+    assert out["height_within_95_interval_shadow"] == 0.5 and out["height_within_95_interval_learned"] == 0.5
+    assert "height_mae_m_dsm" not in out
+    assert "height_mae_m_shadow" not in building_metrics(pred.drop(columns="height_source"), truth)
