@@ -238,7 +238,7 @@ def run_naive(config: RunConfig, city: BenchCity, models_dir: Path, refs: list[d
 
     from baseline.core.chips import Chip, ChipWindow, plan_windows
     from baseline.detect.infer import detect_buildings, detect_vehicles, keep_in_core
-    from baseline.detect.runtime import FP32, model_on, resolve_device
+    from baseline.detect.runtime import UNOPTIMISED, model_on, resolve_device
     from baseline.detect.weights import load_model, read_model_ref
     from baseline.ingest import open_scene
     from baseline.preprocess import city_grid_for, plan_tiles
@@ -252,7 +252,7 @@ def run_naive(config: RunConfig, city: BenchCity, models_dir: Path, refs: list[d
     models = []
     for r in refs:
         ref = read_model_ref(models_dir, r["name"], r["version"])
-        models.append((model_on(load_model(r["name"], r["version"], models_dir), dev, FP32), ref, r["task"]))
+        models.append((model_on(load_model(r["name"], r["version"], models_dir), dev, UNOPTIMISED), ref, r["task"]))
 
     def read_chip(window: Window, w, chip_px: int) -> Chip:
         with rasterio.open(href) as src:  # a script opens the file for every chip
@@ -279,10 +279,10 @@ def run_naive(config: RunConfig, city: BenchCity, models_dir: Path, refs: list[d
             if task == "buildings":
                 found = detect_buildings(chips, model, crs=scene.crs, sun_elevation_deg=scene.sun_elevation_deg,
                                          sun_azimuth_deg=scene.sun_azimuth_deg, device=dev, batch_size=1,
-                                         settings=FP32)
+                                         settings=UNOPTIMISED)
             else:
                 found = detect_vehicles(chips, model, crs=scene.crs, band_time_offsets_s=scene.band_time_offsets_s,
-                                        device=dev, batch_size=1, settings=FP32)
+                                        device=dev, batch_size=1, settings=UNOPTIMISED)
             keep_in_core(found, tile.core)
     return time.perf_counter() - t0
 

@@ -9,6 +9,10 @@ The accelerator is kept fed the way the issue on scale asks:
 - **mixed precision** (bf16 or fp16 autocast) and **channels-last** memory
   layout, chosen per device by :class:`InferenceSettings` (``auto``: bf16
   where the device runs it natively, else fp32);
+- **batch norm folded into the convolutions** before inference (exact up to
+  rounding): under autocast every batch norm otherwise runs in fp32 between
+  bf16 convolutions, with two casts each (``baseline bench``, 2-core CPU: the
+  networks alone 0.395 -> 0.441 km² per second; end to end unchanged there);
 - **prefetch**: the next batch is stacked (into pinned memory when the device
   is CUDA) on a background thread while the current one runs, and copied with
   ``non_blocking``, so reading and decoding overlap with compute.
@@ -20,6 +24,7 @@ so that path is for direct library use.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +42,8 @@ from baseline.errors import InvalidValueError
 CHIP_BANDS = ("blue", "green", "red", "nir")
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PREFETCH_BATCHES = 2
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -73,6 +80,7 @@ class InferenceSettings:
 
     precision: Precision = "auto"
     channels_last: bool = True
+    fuse_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -94,10 +102,13 @@ class InferenceSettings:
         """E.g. ``cpu bf16 channels-last`` (for logs and manifests)."""
         dtype = self.dtype_on(device)
         name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-        return f"{device.type} {name}" + (" channels-last" if self.channels_last else "")
+        return (f"{device.type} {name}" + (" channels-last" if self.channels_last else "")
+                + (" bn-folded" if self.fuse_batchnorm else ""))
 
 
 FP32 = InferenceSettings(precision="fp32", channels_last=False)
+# what a plain loop does: the network as loaded, fp32, default layout (the bench's naive baseline)
+UNOPTIMISED = InferenceSettings(precision="fp32", channels_last=False, fuse_batchnorm=False)
 """Plain fp32, contiguous: the reference the model cards were scored with."""
 
 
@@ -261,7 +272,35 @@ def run_batches(
 
 
 def model_on(model: LoadedModel, device: torch.device, settings: InferenceSettings = FP32) -> LoadedModel:
-    """Move ``model``'s network to ``device`` in ``settings``' memory layout (in place) and return it."""
+    """Move ``model``'s network to ``device`` in ``settings``' memory layout (in place) and return it.
+
+    With ``settings.fuse_batchnorm`` the network is replaced by its inference
+    form, batch norms folded into the convolutions before them (a loaded
+    model is never trained further, so this is safe to do in place).
+    """
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+    if settings.fuse_batchnorm:
+        model.network = fold_batchnorm(model.network)
     model.network.to(device=device, memory_format=fmt).eval()
     return model
+
+
+def fold_batchnorm(network: torch.nn.Module) -> torch.nn.Module:
+    """``network`` in eval mode with each Conv2d -> BatchNorm2d pair folded into one Conv2d (in place).
+
+    Uses torch.fx (symbolic tracing); a network that cannot be traced, or has
+    no such pair, is returned as it is.
+    """
+    if getattr(network, "_baseline_bn_folded", False) or not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in network.modules()
+    ):
+        return network.eval()
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        folded = fuse(network.eval(), inplace=True)
+    except Exception as exc:  # tracing is best effort: the unfolded network gives the same result
+        log.info("batch norm left unfolded in %s: %s", type(network).__name__, exc)
+        return network.eval()
+    folded._baseline_bn_folded = True
+    return folded.eval()

@@ -8,9 +8,12 @@ import torch
 
 from baseline.detect.runtime import (
     FP32,
+    UNOPTIMISED,
     InferenceSettings,
+    fold_batchnorm,
     forward,
     host_batches,
+    model_on,
     normalise_on_device,
     prepare_chip,
 )
@@ -63,3 +66,52 @@ def test_auto_precision_picks_a_real_dtype_and_bad_names_are_refused():
     assert "cpu" in settings.describe(torch.device("cpu"))
     with pytest.raises(InvalidValueError, match="precision"):
         InferenceSettings("int4")  # type: ignore[arg-type]
+
+
+def _conv_bn_net() -> torch.nn.Module:
+    """Conv -> BN -> ReLU twice, with BN statistics that are not the identity."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 2, 3, padding=1), torch.nn.BatchNorm2d(2),
+    )
+    for bn in (net[1], net[4]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def test_batch_norm_is_folded_into_the_convolutions_without_changing_the_output():
+    net = _conv_bn_net()
+    x = torch.randn(2, 4, 16, 16)
+    with torch.inference_mode():
+        ref = net(x)
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.inference_mode():
+        np.testing.assert_allclose(folded(x).numpy(), ref.numpy(), atol=1e-5, rtol=1e-5)
+    assert fold_batchnorm(folded) is folded  # folding twice is a no-op
+
+
+def test_a_network_torch_fx_cannot_trace_is_used_unfolded():
+    class DataDependent(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = _conv_bn_net()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x) if x.sum() > 0 else -self.body(x)  # control flow on a tensor: untraceable
+
+    net = DataDependent().eval()
+    assert fold_batchnorm(net) is net
+
+
+def test_the_unoptimised_settings_keep_the_network_as_loaded():
+    model = TinyNetModel()
+    model.network = _conv_bn_net()
+    model_on(model, torch.device("cpu"), UNOPTIMISED)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
+    model_on(model, torch.device("cpu"), FP32)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
