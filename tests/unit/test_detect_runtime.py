@@ -93,6 +93,8 @@ def test_batch_norm_is_folded_into_the_convolutions_without_changing_the_output(
     with torch.inference_mode():
         np.testing.assert_allclose(folded(x).numpy(), ref.numpy(), atol=1e-5, rtol=1e-5)
     assert fold_batchnorm(folded) is folded  # folding twice is a no-op
+    with torch.inference_mode():
+        np.testing.assert_allclose(net(x).numpy(), ref.numpy(), atol=1e-6)  # the original is left as it was
 
 
 def test_a_network_torch_fx_cannot_trace_is_used_unfolded():
