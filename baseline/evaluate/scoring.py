@@ -63,7 +63,7 @@ def building_metrics(
         out.update(_height_bands(err, truth_h))
         sigma = pred["height_sigma_m"].to_numpy(dtype=float)[m.pred] if "height_sigma_m" in pred.columns else None
         if sigma is not None:
-            out.update(_interval_coverage(err, sigma))
+            out.update(interval_coverage(err, sigma))
         if _has(pred, "height_source"):
             out.update(_height_sources(err, pred["height_source"].astype(str).to_numpy()[m.pred], sigma))
     else:
@@ -102,12 +102,12 @@ def _height_sources(err: np.ndarray, source: np.ndarray, sigma: np.ndarray | Non
         out[f"height_bias_m_{name}"] = bias(err[mine])
         out[f"height_count_{name}"] = int(mine.sum())
         if sigma is not None:
-            out[f"height_within_95_interval_{name}"] = _interval_coverage(err[mine], sigma[mine])[
+            out[f"height_within_95_interval_{name}"] = interval_coverage(err[mine], sigma[mine])[
                 "height_within_95_interval"]
     return out
 
 
-def _interval_coverage(err: np.ndarray, sigma: np.ndarray) -> dict[str, Any]:
+def interval_coverage(err: np.ndarray, sigma: np.ndarray) -> dict[str, Any]:
     """Share of matched heights whose error lies within their 95% interval (1.96 ``height_sigma_m``).
 
     An honest uncertainty gives about 0.95; less means the sigmas are too

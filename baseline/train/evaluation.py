@@ -25,7 +25,7 @@ from baseline.detect.infer import detect_buildings, detect_vehicles
 from baseline.detect.weights import DEFAULT_TILING, LoadedModel
 from baseline.evaluate import building_metrics, match_buildings, match_vehicles, vehicle_metrics
 from baseline.evaluate.metrics import json_ready, precision_recall_f1
-from baseline.evaluate.scoring import TRUTH_TO_MAP_CONTEXT
+from baseline.evaluate.scoring import TRUTH_TO_MAP_CONTEXT, interval_coverage
 from baseline.synth.inputs import city_pbf
 from baseline.train.chipping import scene_chips
 from baseline.train.data import LabelledScene
@@ -110,7 +110,7 @@ def evaluate_buildings_model(
         height_mae_shadow_m=float(np.mean(np.abs(err[src == "shadow"]))) if (src == "shadow").any() else None,
         height_mae_learned_m=float(np.mean(np.abs(err[src == "learned"]))) if (src == "learned").any() else None,
         height_within_95_interval={
-            source: float(np.mean(np.abs(err[k]) <= 1.96 * sigma[k])) if k.any() else None
+            source: interval_coverage(err[k], sigma[k])["height_within_95_interval"]
             for source, k in (("all", np.ones(len(err), bool)), ("shadow", src == "shadow"), ("learned", src == "learned"))
         },
         seconds_per_km2=round(seconds / area, 2) if area else None,
