@@ -101,10 +101,11 @@ class TinyNetModel:
     mean = (0.10, 0.12, 0.14, 0.30)
     std = (0.05, 0.05, 0.06, 0.10)
 
-    def __init__(self) -> None:
+    def __init__(self, sun_planes: tuple[str, ...] = ()) -> None:
         torch.manual_seed(0)
+        self.sun_planes = sun_planes
         self.network = torch.nn.Sequential(
-            torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1)
+            torch.nn.Conv2d(4 + len(sun_planes), 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1)
         ).eval()
 
 

@@ -185,7 +185,7 @@ def _model_only_task(models_dir: str, refs: list[dict], device: str, precision: 
     for ref in refs:
         model = model_on(load_model(ref["name"], ref["version"], models_dir), dev, settings)
         chip = ref["chip_px"]
-        x = torch.randn(batch_size, len(model.bands), chip, chip, device=dev).contiguous(memory_format=fmt)
+        x = torch.randn(batch_size, model.in_channels, chip, chip, device=dev).contiguous(memory_format=fmt)
         forward(model, x, settings)  # warm-up: kernels chosen, memory pools filled
         n, t0 = 0, time.perf_counter()
         while True:

@@ -43,6 +43,7 @@ from baseline.detect.shadows import (
     roof_darkness,
     shadow_heights,
 )
+from baseline.detect.sun_planes import shadow_vector
 from baseline.detect.weights import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,18 @@ def add_chips_to_mosaic(
     device: str | torch.device = "auto",
     batch_size: int = 8,
     settings: InferenceSettings = FP32,
+    sun_elevation_deg: float | None = None,
+    sun_azimuth_deg: float | None = None,
 ) -> None:
-    """Run the building model over ``chips`` and add their maps to ``mosaic``."""
+    """Run the building model over ``chips`` and add their maps to ``mosaic``.
+
+    The sun angles feed a model that takes sun planes; others ignore them.
+    """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     s = model.output_stride
     prepared = [prepare_chip(c, model, NET_MULTIPLE * s) for c in chips]
-    for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings):
+    sun = shadow_vector(chips[0].transform, sun_elevation_deg, sun_azimuth_deg) if chips else None
+    for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings, sun=sun):
         for item, raw in zip(batch, out, strict=True):
             h, w = -(-item.height // s), -(-item.width // s)
             valid = item.padded

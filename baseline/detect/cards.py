@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from baseline.detect.sun_planes import SUN_PLANES
 from baseline.errors import ModelError
 
 REQUIRED_KEYS = ("name", "version", "task", "architecture", "input")
@@ -37,6 +38,10 @@ def check_card(card: dict[str, Any], where: str) -> None:
             raise ModelError(f"{where}: card input lacks {key!r}")
     if not len(inp["bands"]) == len(inp["mean"]) == len(inp["std"]):
         raise ModelError(f"{where}: card input bands, mean and std differ in length")
+    unknown = [p for p in inp.get("sun_planes", ()) if p not in SUN_PLANES]
+    if unknown or len(inp.get("sun_planes", ())) not in (0, len(SUN_PLANES)):
+        raise ModelError(f"{where}: card input sun_planes {inp.get('sun_planes')!r}",
+                         hint=f"either none or exactly {', '.join(SUN_PLANES)}")
 
 
 def architecture_key(card: dict[str, Any]) -> str:
@@ -98,7 +103,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- task: {card['task']}",
         f"- architecture: `{card['architecture']['name']}` with config {_fmt(card['architecture']['config'])}",
         f"- input: bands {', '.join(inp['bands'])} as reflectance 0..1, at {inp['gsd_m']} m GSD "
-        "(chips at another GSD are resampled)",
+        "(chips at another GSD are resampled)"
+        + (f"; then the sun as planes {', '.join(inp['sun_planes'])} (metres of shadow per metre of height; "
+           "zeros where a scene has no sun angles)" if inp.get("sun_planes") else ""),
         f"- outputs: {', '.join(card.get('outputs', []))}",
         f"- weights: `model.safetensors` ({card.get('weights_dtype', 'float32')}), sha256 `{card.get('weights_sha256', '?')}`",
         "",

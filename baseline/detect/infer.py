@@ -80,7 +80,8 @@ def detect_buildings(
         return empty_buildings(crs)
     _check_same_frame(chips)
     mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
-    add_chips_to_mosaic(chips, model, mosaic, device=device, batch_size=batch_size, settings=settings)
+    add_chips_to_mosaic(chips, model, mosaic, device=device, batch_size=batch_size, settings=settings,
+                        sun_elevation_deg=sun_elevation_deg, sun_azimuth_deg=sun_azimuth_deg)
     pp = model.postprocess
     pp.update(postprocess or {})
     return buildings_from_mosaic(

@@ -222,9 +222,19 @@ def host_batches(
 
 
 def normalise_on_device(
-    batch: HostBatch, model: LoadedModel, device: torch.device, multiple: int, channels_last: bool
+    batch: HostBatch,
+    model: LoadedModel,
+    device: torch.device,
+    multiple: int,
+    channels_last: bool,
+    sun: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Counts to the network's input on ``device``: reflectance, normalised, invalid to 0, padded."""
+    """Counts to the network's input on ``device``: reflectance, normalised, invalid to 0, padded.
+
+    A model that takes sun planes (:attr:`LoadedModel.sun_planes`) gets them
+    after the bands, filled with ``sun`` (the shadow vector of
+    :func:`baseline.detect.sun_planes.shadow_vector`; zeros when None).
+    """
     dn_scale = batch.items[0].dn_scale
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     std = torch.tensor(model.std, dtype=torch.float32, device=device)[None, :, None, None]
@@ -235,6 +245,10 @@ def normalise_on_device(
         valid = batch.valid.to(device, non_blocking=True)[:, None]
         x.clamp_(max=REFLECTANCE_MAX / dn_scale)
         x.mul_(gain).add_(offset).mul_(valid)  # invalid pixels to 0, the band mean
+        if model.sun_planes:
+            vector = torch.zeros(2) if sun is None else torch.as_tensor(np.asarray(sun, np.float32))
+            planes = vector.to(device)[None, :, None, None].expand(x.shape[0], -1, *x.shape[-2:])
+            x = torch.cat([x, planes], 1).contiguous(memory_format=fmt)
         h, w = x.shape[-2:]
         ph, pw = -h % multiple, -w % multiple
         if ph or pw:
@@ -260,14 +274,19 @@ def run_batches(
     *,
     batch_size: int,
     settings: InferenceSettings,
+    sun: np.ndarray | None = None,
 ) -> Iterator[tuple[list[PreparedChip], np.ndarray]]:
-    """Each batch with the network's raw output as float32 numpy (N, C, h', w')."""
+    """Each batch with the network's raw output as float32 numpy (N, C, h', w').
+
+    ``sun`` fills the sun planes of a model that takes them (see
+    :func:`normalise_on_device`); the chips are all of one scene.
+    """
     if not items:
         return
     multiple = items[0].multiple
     model_on(model, device, settings)
     for batch in host_batches(items, batch_size, device):
-        x = normalise_on_device(batch, model, device, multiple, settings.channels_last)
+        x = normalise_on_device(batch, model, device, multiple, settings.channels_last, sun)
         out = forward(model, x, settings)
         yield batch.items, out.float().cpu().numpy()
 

@@ -78,6 +78,16 @@ class LoadedModel:
         return tuple(self.card["input"]["bands"])
 
     @property
+    def sun_planes(self) -> tuple[str, ...]:
+        """Constant planes the network takes after the bands (:mod:`baseline.detect.sun_planes`), if any."""
+        return tuple(self.card["input"].get("sun_planes", ()))
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the network's input: the bands, then the sun planes."""
+        return len(self.bands) + len(self.sun_planes)
+
+    @property
     def mean(self) -> list[float]:
         return [float(v) for v in self.card["input"]["mean"]]
 

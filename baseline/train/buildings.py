@@ -3,7 +3,9 @@
 Crops are sampled mostly around buildings (``object_share``), flipped/rotated
 with their target rasters, shown as another sensor, season or sky would show
 them (:class:`~baseline.train.augment.SensorAugment`: GSD 0.3-0.6 m,
-panchromatic, leaf-off, shadow fill) and jittered photometrically. Losses: BCE + soft
+panchromatic, leaf-off, shadow fill) and jittered photometrically. The sun's
+shadow vector goes in as two input planes (:mod:`baseline.detect.sun_planes`),
+turned with each crop. Losses: BCE + soft
 Dice on extent, BCE on the boundary band (up-weighted: it is thin and it is
 what keeps touching buildings apart) and on the ground shadow, and smooth-L1
 on roof height (on footprint pixels only).
@@ -22,6 +24,7 @@ from torch.nn import functional as F
 
 from baseline.detect.nets import BUILDING_CHANNELS, build_network
 from baseline.detect.runtime import resolve_device
+from baseline.detect.sun_planes import SUN_PLANES, sun_planes
 from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model, write_card
 from baseline.errors import InputFileError
 from baseline.train.augment import Dihedral, SensorAugment, photometric
@@ -63,6 +66,8 @@ class BuildingTrainSettings:
     seed: int = 0
     max_minutes: float | None = None
     augment: str = "sensor"  # "basic": flips/rotations + photometric jitter; "sensor": also GSD, pan, season, sky
+    sun_planes: bool = False  # the sun's shadow vector as two input planes (baseline.detect.sun_planes); no gain measured
+    sun_dropout: float = 0.1  # share of crops shown with the sun unknown (zero planes)
 
     def sensor_augment(self) -> SensorAugment | None:
         """The sensor-spanning draws (GSD up to twice the model's), or None for basic augmentation."""
@@ -118,6 +123,10 @@ class BuildingSampler:
             valid = np.kron(mask[0], np.ones((f, f), dtype=bool)) if f > 1 else mask[0]
             x = (image - self.mean) / self.std
             x[:, ~valid] = 0.0
+            if self.s.sun_planes:
+                known = rng.random() >= self.s.sun_dropout
+                sun = d.vectors(t.sun_vector[None])[0] if known else np.zeros(2, np.float32)
+                x = np.concatenate([x, sun_planes(sun, *x.shape[1:])])
             xs.append(x)
             ys.append(target)
             ms.append(mask)
@@ -173,8 +182,10 @@ def train_buildings(
     targets = [building_targets(sc, s.gsd_m, s.space_to_depth) for sc in train_scenes]
     mean, std = band_stats([sc.image for sc in train_scenes], [sc.valid for sc in train_scenes], s.seed)
     mean, std = [m * 1e-4 for m in mean], [d * 1e-4 for d in std]
+    planes = list(SUN_PLANES) if s.sun_planes else []
     arch = {"name": "building-unet", "config": {"encoder": s.encoder, "decoder_channels": list(s.decoder_channels),
-                                                "space_to_depth": s.space_to_depth}}
+                                                "space_to_depth": s.space_to_depth,
+                                                "in_channels": len(BANDS) + len(planes)}}
     network = build_network(arch["name"], arch["config"])
     sampler = BuildingSampler(targets, s, mean, std)
     record = fit(
@@ -205,7 +216,8 @@ def train_buildings(
     )
     card.update(
         architecture=arch,
-        input={"bands": BANDS, "gsd_m": s.gsd_m, "mean": mean, "std": std, "scale": "reflectance 0..1"},
+        input={"bands": BANDS, "gsd_m": s.gsd_m, "mean": mean, "std": std, "scale": "reflectance 0..1",
+               **({"sun_planes": planes} if planes else {})},
         outputs=list(BUILDING_CHANNELS),
         tiling=DEFAULT_TILING["buildings"],
         postprocess={"extent_threshold": 0.5, "boundary_threshold": 0.5, "min_area_m2": 8.0,

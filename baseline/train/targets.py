@@ -11,7 +11,7 @@ heatmap and the regression targets at its centre cell.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from affine import Affine
@@ -22,6 +22,7 @@ from baseline.core.schemas import VEHICLE_CLASSES
 from baseline.detect.frames import bearing_to_pixel
 from baseline.detect.nets import BUILDING_HEIGHT_SCALE_M, VEHICLE_CHANNELS, VEHICLE_STRIDE
 from baseline.detect.shadows import rasterize_ground_shadow
+from baseline.detect.sun_planes import shadow_vector
 from baseline.train.data import LabelledScene
 
 CH = {name: i for i, name in enumerate(VEHICLE_CHANNELS)}
@@ -46,6 +47,7 @@ class BuildingTargets:
     transform: Affine
     centres: np.ndarray  # (n, 2) building centre rows/cols (output grid), for sampling crops
     output_stride: int = 1
+    sun_vector: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # shadow per metre of height
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:
@@ -101,7 +103,8 @@ def building_targets(scene: LabelledScene, gsd_m: float, output_stride: int = 1)
         c = b.geometry.centroid
         cols, rows = inv @ (c.x.to_numpy(), c.y.to_numpy())
         centres = np.stack([rows, cols], axis=1)
-    return BuildingTargets(scene.scene_id, image, targets, masks, transform, centres, output_stride)
+    sun = shadow_vector(transform, scene.sun_elevation_deg, scene.sun_azimuth_deg)
+    return BuildingTargets(scene.scene_id, image, targets, masks, transform, centres, output_stride, sun)
 
 
 @dataclass

@@ -64,7 +64,8 @@ def tune_building_postprocess(
     for scene in scenes:
         chips = scene_chips(scene, model.gsd_m, int(tiling["chip_px"]), int(tiling["overlap_px"]))
         mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
-        add_chips_to_mosaic(chips, model, mosaic, device=device)
+        add_chips_to_mosaic(chips, model, mosaic, device=device, sun_elevation_deg=scene.sun_elevation_deg,
+                            sun_azimuth_deg=scene.sun_azimuth_deg)
         mosaics.append((scene, mosaic))
     scores: dict[str, float] = {}
     residuals: dict[tuple[float, float], np.ndarray] = {}

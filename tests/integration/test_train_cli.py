@@ -32,11 +32,12 @@ def _train(kind: str, args: list[str], capsys: pytest.CaptureFixture) -> tuple[i
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("kind, crop", [("buildings", "64"), ("vehicles", "64")])
-def test_train_writes_safetensors_card_and_metrics(kind: str, crop: str, toy_scenes, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("kind, extra", [("buildings", ["--sun-planes"]), ("vehicles", [])])
+def test_train_writes_safetensors_card_and_metrics(kind: str, extra: list[str], toy_scenes, tmp_path: Path, capsys) -> None:
     train, val = toy_scenes
     out = tmp_path / "models" / f"{kind}-toy" / "0.0.1"
-    code, stdout, stderr = _train(kind, ["--data", str(train), "--val", str(val), "--out", str(out), "--crop", crop], capsys)
+    args = ["--data", str(train), "--val", str(val), "--out", str(out), "--crop", "64", *extra]
+    code, stdout, stderr = _train(kind, args, capsys)
     assert code == 0, stderr[-2000:]
     assert "wrote" in stdout
     assert (out / "model.safetensors").stat().st_size > 0
@@ -61,6 +62,8 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, crop: str, toy_sce
         assert "postprocess_tuning" in rescored
         settings = card["training"]["settings"]
         assert settings["augment"] == "sensor" and settings["sensor_augment"]["p_pan"] > 0
+        assert card["input"]["sun_planes"] == ["shadow_drow_per_m", "shadow_dcol_per_m"]
+        assert model.in_channels == 6 and card["architecture"]["config"]["in_channels"] == 6
     else:
         assert "per_class_context" in rescored["evaluation"]
     load_model(f"{kind}-toy", models_dir=tmp_path / "models")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from affine import Affine
 
 from baseline.detect.runtime import (
     FP32,
@@ -17,6 +18,7 @@ from baseline.detect.runtime import (
     normalise_on_device,
     prepare_chip,
 )
+from baseline.detect.sun_planes import MAX_SHADOW_PER_M, SUN_PLANES, shadow_vector
 from baseline.errors import InvalidValueError
 from tests.factories import TinyNetModel, counts_chip, host_normalised
 
@@ -35,6 +37,34 @@ def test_counts_are_normalised_on_the_device_as_on_the_host():
     x = normalise_on_device(batch, model, torch.device("cpu"), 16, channels_last=False)
     assert x.shape == (1, 4, 48, 64)
     np.testing.assert_allclose(x[0].numpy(), host_normalised(chip, model, 16), rtol=1e-5, atol=1e-5)
+
+
+def test_a_sun_conditioned_model_gets_the_shadow_vector_as_planes_after_the_bands():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 5000, size=(4, 40, 40), dtype=np.uint16)
+    valid = np.ones((40, 40), bool)
+    valid[:5] = False  # the planes are not masked: the sun is known over nodata too
+    model = TinyNetModel(sun_planes=SUN_PLANES)
+    (batch,) = list(host_batches([prepare_chip(counts_chip(counts, valid), model, 16)], 1, torch.device("cpu")))
+    sun = shadow_vector(Affine(0.3, 0, 0, 0, -0.3, 0), 45.0, 180.0)  # noon sun in the south: shadow due north
+    np.testing.assert_allclose(sun, [-1.0, 0.0], atol=1e-6)  # one metre of shadow per metre, up the rows
+    x = normalise_on_device(batch, model, torch.device("cpu"), 16, channels_last=True, sun=sun)
+    assert x.shape == (1, 6, 48, 48)
+    np.testing.assert_allclose(x[0, :4].numpy(), host_normalised(batch.items[0].chip, model, 16), atol=1e-5)
+    np.testing.assert_allclose(x[0, 4:].numpy(), np.broadcast_to(sun[:, None, None], (2, 48, 48)), atol=1e-6)
+    unknown = normalise_on_device(batch, model, torch.device("cpu"), 16, channels_last=False)
+    assert unknown.shape == (1, 6, 48, 48) and not unknown[0, 4:].any()  # no sun angles: zero planes
+    assert forward(model, x, FP32).shape == (1, 2, 48, 48)
+
+
+def test_the_shadow_vector_follows_the_grid_and_caps_low_suns():
+    north_up = Affine(0.5, 0, 0, 0, -0.5, 0)
+    east = shadow_vector(north_up, 30.0, 270.0)  # evening sun in the west: shadow to the east, along +cols
+    np.testing.assert_allclose(east, [0.0, 1.0 / np.tan(np.radians(30.0))], atol=1e-6)
+    assert np.hypot(*shadow_vector(north_up, 5.0, 90.0)) == pytest.approx(MAX_SHADOW_PER_M)
+    assert not shadow_vector(north_up, None, 90.0).any()
+    with pytest.raises(ValueError, match="elevation"):
+        shadow_vector(north_up, -3.0, 90.0)
 
 
 def test_prefetched_batches_keep_every_chip_once_in_order():

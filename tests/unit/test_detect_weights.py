@@ -88,3 +88,13 @@ def test_unknown_model_and_version_say_what_exists(tmp_path: Path) -> None:
         load_model("nope", models_dir=tmp_path)
     with pytest.raises(ModelError, match="1.0.0"):
         load_model("tiny", "9.9", models_dir=tmp_path)
+
+
+def test_refuses_sun_planes_it_does_not_know(tmp_path: Path) -> None:
+    folder = _save(tmp_path)
+    card = json.loads((folder / "card.json").read_text())
+    card["input"]["sun_planes"] = ["sun_elevation"]
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="sun_planes") as caught:
+        load_model("tiny", models_dir=tmp_path)
+    assert "shadow_drow_per_m" in str(caught.value.hint)
