@@ -405,7 +405,8 @@ def finetune(
     input normalisation. ``out`` is ``<folder>/<name>/<version>``; the saved card
     says what the weights were tuned on and that they are for evaluation only.
     """
-    network = copy.deepcopy(model.network).float()
+    # fresh from disk: scoring may have folded the loaded network's batch norms for inference
+    network = load_model_dir(model.path).network.float()
     settings = VehicleTrainSettings(
         epochs=1000, iters_per_epoch=100, batch_size=batch_size, crop_px=crop_px, lr=lr, seed=seed, max_minutes=minutes,
         widths=tuple(model.card["architecture"]["config"].get("widths", (16, 32, 64, 96))),

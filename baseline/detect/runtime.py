@@ -295,8 +295,9 @@ def model_on(model: LoadedModel, device: torch.device, settings: InferenceSettin
     """Move ``model``'s network to ``device`` in ``settings``' memory layout (in place) and return it.
 
     With ``settings.fuse_batchnorm`` the network is replaced by its inference
-    form, batch norms folded into the convolutions before them (a loaded
-    model is never trained further, so this is safe to do in place).
+    form, batch norms folded into the convolutions before them. That form
+    cannot be trained or saved (:func:`~baseline.detect.weights.save_model`
+    refuses it): to fine-tune a model that has run, load it again.
     """
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     if settings.fuse_batchnorm:

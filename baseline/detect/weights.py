@@ -214,6 +214,11 @@ def save_model(network: nn.Module, card: dict[str, Any], folder: str | Path, *, 
     """
     folder = Path(folder)
     check_card(card, str(folder / CARD_FILE))
+    if getattr(network, "_baseline_bn_folded", False):
+        raise ModelError(
+            f"{folder}: the network has its batch norms folded for inference and no longer fits its architecture",
+            hint="save or train a network as loaded (load_model_dir again), not one passed through runtime.model_on",
+        )
     tensors = {}
     for key, value in network.state_dict().items():
         value = value.detach().cpu().contiguous()

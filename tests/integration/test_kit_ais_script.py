@@ -3,8 +3,8 @@
 The real-frame tests read ``../shared/data/kit_ais_munich_vehicles`` (labels
 without a licence: read at run time only, never copied) and skip when it is
 absent; they check label parsing, class mapping, the GSD estimate, resampling
-and the shipped model's scoring on one frame. Fine-tuning is too slow for a
-test; the frame -> training-example conversion is checked on a tiny synthetic
+and the shipped model's scoring on one frame, then a few seconds of fine-tuning
+from it (the full fine-tune is too slow for a test); the frame -> training-example conversion is checked on a tiny synthetic
 PNG and label file made here.
 """
 
@@ -75,6 +75,11 @@ def test_shipped_model_scores_one_frame(frames: list[kit_ais.KitFrame], tmp_path
     assert car.tp + car.fn == _label_counts(KIT / f"{frame.name}.txt")["car"]
     assert car.as_dict()["recall"] > 0.2
     assert car.as_dict()["precision"] > 0.2
+    # scoring folded the loaded network's batch norms for inference; a fine-tune must start from the weights
+    tuned, record = kit_ais.finetune(model, [scenes[frame.name].scene], tmp_path / "ft" / "vehicles-kit" / "0.0.1",
+                                     minutes=0.05, batch_size=2, crop_px=64)
+    assert record.iterations >= 1
+    assert any("running_mean" in k for k in tuned.network.state_dict())
 
 
 def _synthetic_frame(folder: Path) -> Path:

@@ -98,3 +98,12 @@ def test_refuses_sun_planes_it_does_not_know(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="sun_planes") as caught:
         load_model("tiny", models_dir=tmp_path)
     assert "shadow_drow_per_m" in str(caught.value.hint)
+
+
+def test_refuses_to_save_a_network_folded_for_inference(tmp_path: Path) -> None:
+    from baseline.detect.runtime import fold_batchnorm
+
+    folded = fold_batchnorm(build_network(ARCH["name"], ARCH["config"]))
+    with pytest.raises(ModelError, match="folded"):
+        save_model(folded, _card(), tmp_path / "tiny" / "1.0.0")
+    assert not (tmp_path / "tiny" / "1.0.0" / "model.safetensors").exists()
