@@ -212,6 +212,11 @@ class DetectSpec(_Strict):
         "auto", description="Numeric precision: auto is bf16 where the device runs it natively, else fp32."
     )
     channels_last: bool = Field(True, description="Run networks in channels-last memory layout (faster convolutions).")
+    building_flips: Literal[1, 2, 4, 8] = Field(
+        1, description="Average the building maps over this many mirror images of each chip (test-time augmentation). "
+        "4 took the demo from 30 to 53 s on 2 CPU cores; it found more buildings (count error about 2 points "
+        "smaller on three renders) but moved heights either way (README)."
+    )
     building_score_min: float | None = Field(
         None, ge=0, le=1, description="Drop buildings scored below this; default keeps every instance found."
     )

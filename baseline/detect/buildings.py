@@ -78,12 +78,14 @@ def add_chips_to_mosaic(
     """Run the building model over ``chips`` and add their maps to ``mosaic``.
 
     The sun angles feed a model that takes sun planes; others ignore them.
+    ``settings.building_flips`` > 1 averages the maps over mirror images.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     s = model.output_stride
     prepared = [prepare_chip(c, model, NET_MULTIPLE * s) for c in chips]
     sun = shadow_vector(chips[0].transform, sun_elevation_deg, sun_azimuth_deg) if chips else None
-    for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings, sun=sun):
+    for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings, sun=sun,
+                                  flips=settings.building_flips):
         for item, raw in zip(batch, out, strict=True):
             h, w = -(-item.height // s), -(-item.width // s)
             valid = item.padded

@@ -67,6 +67,15 @@ def cpu_has_native_bf16() -> bool:
     return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
 
 
+# (transpose, flip rows, flip cols) of each mirror image averaged, for 1, 2, 4 and 8 flips
+FLIP_SETS: dict[int, tuple[tuple[bool, bool, bool], ...]] = {
+    1: ((False, False, False),),
+    2: ((False, False, False), (False, False, True)),
+    4: ((False, False, False), (False, False, True), (False, True, False), (False, True, True)),
+    8: tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True)),
+}
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """How networks run: numeric precision and memory layout.
@@ -81,10 +90,13 @@ class InferenceSettings:
     precision: Precision = "auto"
     channels_last: bool = True
     fuse_batchnorm: bool = True
+    building_flips: int = 1  # building maps averaged over this many mirror images (1, 2, 4 or 8)
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InvalidValueError("precision", self.precision, "auto, fp32, bf16 or fp16")
+        if self.building_flips not in FLIP_SETS:
+            raise InvalidValueError("building flips", self.building_flips, "1, 2, 4 or 8")
 
     def dtype_on(self, device: torch.device) -> torch.dtype | None:
         """The autocast dtype on ``device``, or None for plain fp32."""
@@ -103,7 +115,8 @@ class InferenceSettings:
         dtype = self.dtype_on(device)
         name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
         return (f"{device.type} {name}" + (" channels-last" if self.channels_last else "")
-                + (" bn-folded" if self.fuse_batchnorm else ""))
+                + (" bn-folded" if self.fuse_batchnorm else "")
+                + (f" building-flips {self.building_flips}" if self.building_flips > 1 else ""))
 
 
 FP32 = InferenceSettings(precision="fp32", channels_last=False)
@@ -267,6 +280,36 @@ def forward(model: LoadedModel, x: torch.Tensor, settings: InferenceSettings) ->
             return model.network(x)
 
 
+def _mirror(x: torch.Tensor, transpose: bool, rows: bool, cols: bool, *, undo: bool = False) -> torch.Tensor:
+    dims = [d for d, on in ((-2, rows), (-1, cols)) if on]
+    if not undo:
+        x = x.transpose(-1, -2) if transpose else x
+        return x.flip(dims) if dims else x
+    x = x.flip(dims) if dims else x
+    return x.transpose(-1, -2) if transpose else x
+
+
+def forward_flip_averaged(model: LoadedModel, x: torch.Tensor, settings: InferenceSettings, flips: int) -> torch.Tensor:
+    """The mean (float32) of the network's outputs over ``flips`` mirror images of ``x``, each mirrored back.
+
+    Test-time augmentation for networks whose every output channel is a
+    scalar map (the building model: extent, boundary, shadow logits and
+    height), which a mirror image maps onto itself; not for outputs that hold
+    directions (the vehicle model's offsets and angles). The building model
+    was trained on all eight mirror images, so each is a fair second look.
+    """
+    if flips == 1:
+        return forward(model, x, settings)
+    total = None
+    for t, r, c in FLIP_SETS[flips]:
+        mirrored = _mirror(x, t, r, c)
+        if t and settings.channels_last:
+            mirrored = mirrored.contiguous(memory_format=torch.channels_last)
+        out = _mirror(forward(model, mirrored, settings).float(), t, r, c, undo=True)
+        total = out if total is None else total + out
+    return total / flips
+
+
 def run_batches(
     model: LoadedModel,
     items: Sequence[PreparedChip],
@@ -275,11 +318,13 @@ def run_batches(
     batch_size: int,
     settings: InferenceSettings,
     sun: np.ndarray | None = None,
+    flips: int = 1,
 ) -> Iterator[tuple[list[PreparedChip], np.ndarray]]:
     """Each batch with the network's raw output as float32 numpy (N, C, h', w').
 
     ``sun`` fills the sun planes of a model that takes them (see
-    :func:`normalise_on_device`); the chips are all of one scene.
+    :func:`normalise_on_device`); the chips are all of one scene. ``flips`` > 1
+    averages over mirror images (:func:`forward_flip_averaged`).
     """
     if not items:
         return
@@ -287,7 +332,7 @@ def run_batches(
     model_on(model, device, settings)
     for batch in host_batches(items, batch_size, device):
         x = normalise_on_device(batch, model, device, multiple, settings.channels_last, sun)
-        out = forward(model, x, settings)
+        out = forward_flip_averaged(model, x, settings, flips)
         yield batch.items, out.float().cpu().numpy()
 
 

@@ -35,6 +35,15 @@ def test_out_of_range_value(tmp_path):
         load_config(path)
 
 
+def test_building_flips_takes_only_mirror_groups(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ncity: helsinki\nscene: {path: s}\ndetect: {building_flips: 3}\n")
+    with pytest.raises(ConfigError, match=r"detect\.building_flips"):
+        load_config(path)
+    path.write_text("name: x\ncity: helsinki\nscene: {path: s}\ndetect: {building_flips: 4}\n")
+    assert load_config(path).detect.building_flips == 4
+
+
 def test_wrong_schema_version(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("schema_version: 9\nname: x\ncity: helsinki\nscene: {path: s}\n")

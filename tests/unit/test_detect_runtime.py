@@ -13,6 +13,7 @@ from baseline.detect.runtime import (
     InferenceSettings,
     fold_batchnorm,
     forward,
+    forward_flip_averaged,
     host_batches,
     model_on,
     normalise_on_device,
@@ -65,6 +66,31 @@ def test_the_shadow_vector_follows_the_grid_and_caps_low_suns():
     assert not shadow_vector(north_up, None, 90.0).any()
     with pytest.raises(ValueError, match="elevation"):
         shadow_vector(north_up, -3.0, 90.0)
+
+
+@pytest.mark.parametrize("flips", [2, 4, 8])
+def test_flip_averaged_maps_turn_with_the_image(flips: int):
+    # averaged over a group of mirror images, the maps of a mirrored chip are exactly the mirrored maps
+    model = TinyNetModel()
+    x = torch.randn(1, 4, 32, 48)
+    out = forward_flip_averaged(model, x, FP32, flips)
+    assert out.shape == (1, 2, 32, 48)
+    mirrored = forward_flip_averaged(model, x.flip(-1), FP32, flips)
+    np.testing.assert_allclose(mirrored.flip(-1).numpy(), out.numpy(), atol=1e-5)
+    if flips >= 4:
+        np.testing.assert_allclose(forward_flip_averaged(model, x.flip(-2), FP32, flips).flip(-2).numpy(), out.numpy(),
+                                   atol=1e-5)
+    if flips == 8:
+        turned = forward_flip_averaged(model, x.transpose(-1, -2), InferenceSettings("fp32", True), flips)
+        np.testing.assert_allclose(turned.transpose(-1, -2).numpy(), out.numpy(), atol=1e-5)
+    assert not np.allclose(forward(model, x, FP32).numpy(), out.numpy(), atol=1e-3)  # the net alone is not symmetric
+    np.testing.assert_array_equal(forward_flip_averaged(model, x, FP32, 1).numpy(), forward(model, x, FP32).numpy())
+
+
+def test_building_flips_must_be_a_mirror_group():
+    with pytest.raises(InvalidValueError, match="building flips"):
+        InferenceSettings(building_flips=3)
+    assert InferenceSettings(building_flips=4).describe(torch.device("cpu")).endswith("building-flips 4")
 
 
 def test_prefetched_batches_keep_every_chip_once_in_order():
