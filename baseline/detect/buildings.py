@@ -83,7 +83,7 @@ def add_chips_to_mosaic(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     s = model.output_stride
     prepared = [prepare_chip(c, model, NET_MULTIPLE * s) for c in chips]
-    sun = shadow_vector(chips[0].transform, sun_elevation_deg, sun_azimuth_deg) if chips else None
+    sun = shadow_vector(chips[0].transform, sun_elevation_deg, sun_azimuth_deg) if chips and model.sun_planes else None
     for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings, sun=sun,
                                   flips=settings.building_flips):
         for item, raw in zip(batch, out, strict=True):

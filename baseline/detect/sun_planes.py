@@ -22,6 +22,7 @@ import numpy as np
 from affine import Affine
 
 from baseline.detect.frames import bearing_to_pixel
+from baseline.errors import InvalidValueError
 
 SUN_PLANES = ("shadow_drow_per_m", "shadow_dcol_per_m")
 MAX_SHADOW_PER_M = 4.0  # a 14 degree sun; longer shadows are clipped to this length
@@ -31,12 +32,13 @@ def shadow_vector(transform: Affine, sun_elevation_deg: float | None, sun_azimut
     """``(2,)`` float32: metres of shadow per metre of height along (rows, cols) of ``transform``'s grid.
 
     Zero when either angle is unknown (None). The length is capped at
-    :data:`MAX_SHADOW_PER_M`.
+    :data:`MAX_SHADOW_PER_M`; an elevation outside (0, 90] degrees is an
+    :class:`~baseline.errors.InvalidValueError`.
     """
     if sun_elevation_deg is None or sun_azimuth_deg is None:
         return np.zeros(2, dtype=np.float32)
     if not 0.0 < sun_elevation_deg <= 90.0:
-        raise ValueError(f"sun elevation {sun_elevation_deg} is not in (0, 90] degrees")
+        raise InvalidValueError("sun elevation", sun_elevation_deg, "above 0 and at most 90 degrees")
     length = min(1.0 / math.tan(math.radians(sun_elevation_deg)), MAX_SHADOW_PER_M)
     drow, dcol = bearing_to_pixel(transform, sun_azimuth_deg + 180.0)
     return np.array([float(drow) * length, float(dcol) * length], dtype=np.float32)

@@ -64,7 +64,7 @@ def test_the_shadow_vector_follows_the_grid_and_caps_low_suns():
     np.testing.assert_allclose(east, [0.0, 1.0 / np.tan(np.radians(30.0))], atol=1e-6)
     assert np.hypot(*shadow_vector(north_up, 5.0, 90.0)) == pytest.approx(MAX_SHADOW_PER_M)
     assert not shadow_vector(north_up, None, 90.0).any()
-    with pytest.raises(ValueError, match="elevation"):
+    with pytest.raises(InvalidValueError, match="sun elevation"):
         shadow_vector(north_up, -3.0, 90.0)
 
 
