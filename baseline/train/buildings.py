@@ -3,9 +3,9 @@
 Crops are sampled mostly around buildings (``object_share``), flipped/rotated
 with their target rasters, shown as another sensor, season or sky would show
 them (:class:`~baseline.train.augment.SensorAugment`: GSD 0.3-0.6 m,
-panchromatic, leaf-off, shadow fill) and jittered photometrically. The sun's
-shadow vector goes in as two input planes (:mod:`baseline.detect.sun_planes`),
-turned with each crop. Losses: BCE + soft
+panchromatic, leaf-off, shadow fill) and jittered photometrically. With ``sun_planes`` (off by
+default: no gain measured) the sun's shadow vector goes in as two input planes
+(:mod:`baseline.detect.sun_planes`), turned with each crop. Losses: BCE + soft
 Dice on extent, BCE on the boundary band (up-weighted: it is thin and it is
 what keeps touching buildings apart) and on the ground shadow, and smooth-L1
 on roof height (on footprint pixels only).
