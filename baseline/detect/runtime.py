@@ -357,6 +357,10 @@ def fold_batchnorm(network: torch.nn.Module) -> torch.nn.Module:
     Uses torch.fx (symbolic tracing) on a copy, so ``network`` itself stays
     usable; a network that cannot be traced, or has no batch norm, is
     returned as it is.
+
+    A network that calls one convolution or batch norm more than once is
+    returned unfolded too: torch.fx ``fuse`` folds a pair once per *call*,
+    so such a network would be folded twice and silently give wrong maps.
     """
     if getattr(network, "_baseline_bn_folded", False) or not any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in network.modules()
@@ -365,9 +369,29 @@ def fold_batchnorm(network: torch.nn.Module) -> torch.nn.Module:
     from torch.fx.experimental.optimization import fuse
 
     try:
-        folded = fuse(network.eval(), inplace=False)
+        shared = _conv_or_norm_called_more_than_once(network)
+        folded = None if shared else fuse(network.eval(), inplace=False)
     except Exception as exc:  # tracing is best effort: the unfolded network gives the same result
         log.info("batch norm left unfolded in %s: %s", type(network).__name__, exc)
         return network.eval()
+    if folded is None:
+        log.warning(
+            "batch norm left unfolded in %s: %s called more than once, which folding would corrupt; "
+            "running unfolded (exact, slightly slower)",
+            type(network).__name__, ", ".join(shared),
+        )
+        return network.eval()
     folded._baseline_bn_folded = True
     return folded.eval()
+
+
+def _conv_or_norm_called_more_than_once(network: torch.nn.Module) -> list[str]:
+    """Names of the Conv2d and batch-norm modules that ``network``'s traced graph calls more than once."""
+    from torch.fx import symbolic_trace
+
+    calls: dict[str, int] = {}
+    for node in symbolic_trace(network).graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    kinds = (torch.nn.Conv2d, torch.nn.modules.batchnorm._BatchNorm)
+    return sorted(t for t, n in calls.items() if n > 1 and isinstance(network.get_submodule(t), kinds))

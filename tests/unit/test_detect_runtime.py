@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from affine import Affine
+from torch.fx.experimental.optimization import fuse
 
 from baseline.detect.runtime import (
     FP32,
@@ -151,6 +152,34 @@ def test_batch_norm_is_folded_into_the_convolutions_without_changing_the_output(
     assert fold_batchnorm(folded) is folded  # folding twice is a no-op
     with torch.inference_mode():
         np.testing.assert_allclose(net(x).numpy(), ref.numpy(), atol=1e-6)  # the original is left as it was
+
+
+def test_a_network_that_calls_a_conv_bn_pair_twice_is_not_folded_twice():
+    """torch.fx ``fuse`` folds a pair once per call; such a network runs unfolded instead."""
+
+    class SharedBlock(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.bn(self.conv(x))
+            return self.bn(self.conv(torch.relu(x)))  # the same pair, called again
+
+    torch.manual_seed(4)
+    net = SharedBlock().eval()
+    net.bn.running_mean.uniform_(-1, 1)
+    net.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 4, 16, 16)
+    with torch.inference_mode():
+        ref = net(x)
+        unguarded = fuse(net, inplace=False)(x)
+    assert float((unguarded - ref).abs().max()) > 0.01  # the hazard is real: fx alone gives wrong outputs
+    guarded = fold_batchnorm(net)
+    assert guarded is net
+    with torch.inference_mode():
+        np.testing.assert_allclose(guarded(x).numpy(), ref.numpy(), atol=1e-6)
 
 
 def test_a_network_torch_fx_cannot_trace_is_used_unfolded():
