@@ -66,7 +66,8 @@ class Matches:
         return self.n_truth - self.tp
 
 
-def _geoms(frame: Geometries) -> np.ndarray:
+def geometries(frame: Geometries) -> np.ndarray:
+    """The shapes of a table, series or array as a numpy array of valid geometries."""
     if isinstance(frame, gpd.GeoDataFrame):
         values = frame.geometry.values
     elif isinstance(frame, gpd.GeoSeries):
@@ -121,7 +122,7 @@ def match_buildings(pred: Geometries, truth: Geometries, iou: float = 0.5) -> Ma
     """Match footprints one-to-one where IoU >= ``iou`` (optimal assignment, see the module doc)."""
     if not 0.0 < iou <= 1.0:
         raise InvalidValueError("iou", iou, "a threshold in (0, 1]")
-    p, t = _geoms(pred), _geoms(truth)
+    p, t = geometries(pred), geometries(truth)
     if len(p) == 0 or len(t) == 0:
         return Matches(np.zeros(0, int), np.zeros(0, int), np.zeros(0), len(p), len(t))
     pi, ti = shapely.STRtree(t).query(p, predicate="intersects")
@@ -134,7 +135,7 @@ def match_buildings(pred: Geometries, truth: Geometries, iou: float = 0.5) -> Ma
 
 def centres(frame: Geometries) -> np.ndarray:
     """Centre point of each geometry (the box's centroid; a point stays itself)."""
-    return shapely.centroid(_geoms(frame))
+    return shapely.centroid(geometries(frame))
 
 
 def match_vehicles(pred: Geometries, truth: Geometries, radius: float = 1.5) -> Matches:

@@ -13,7 +13,8 @@ import geopandas as gpd
 import numpy as np
 
 from baseline.core.schemas import VEHICLE_CLASSES, VEHICLE_CONTEXTS
-from baseline.evaluate.matching import Matches, match_buildings, match_vehicles
+from baseline.evaluate.building_errors import building_error_kinds
+from baseline.evaluate.matching import Matches, geometries, match_buildings, match_vehicles
 from baseline.evaluate.metrics import (
     accuracy,
     angle_difference_deg,
@@ -48,12 +49,18 @@ def building_metrics(
     pred: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, iou: float = 0.5, *,
     pred_name: str = "predictions", truth_name: str = "truth",
 ) -> dict[str, Any]:
-    """Detection, count and height scores of buildings matched at IoU >= ``iou``."""
+    """Detection, count and height scores of buildings matched at IoU >= ``iou``.
+
+    Unmatched footprints are counted by kind too (``building_fn_merged`` and
+    the like, :mod:`baseline.evaluate.building_errors`), so a low F1 says
+    whether buildings were missed, merged, split or badly outlined.
+    """
     m = match_buildings(pred, truth, iou)
     out: dict[str, Any] = _counts("building", m)
     out["building_count_error"] = relative_count_error(m.n_pred, m.n_truth)
     out["building_pred_count"], out["building_truth_count"] = m.n_pred, m.n_truth
     out["building_iou_mean"] = float(np.mean(m.score)) if m.tp else None
+    out.update(building_error_kinds(geometries(pred), geometries(truth), m))
     notes = []
     why = _missing("height_m", pred, truth, pred_name, truth_name)
     if why is None:
