@@ -31,6 +31,8 @@ distance). A folder literally named 'buildings' or 'vehicles' needs ./ before it
 Heights are scored overall, per band of true height (_under_10m, _10_30m,
 _over_30m) and per height_source (_shadow, _learned, _dsm); with
 height_sigma_m, the share of errors inside their 95% interval too.
+Unmatched footprints are counted by kind: building_fn_missed, _merged,
+_split, _outline; building_fp_merged, _phantom, _extra, _partial.
 """
 
 SUBCOMMANDS = ("buildings", "vehicles", "run")
