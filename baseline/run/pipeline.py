@@ -34,6 +34,7 @@ from baseline.context.osm import MapContext, load_osm_context
 from baseline.core.hashing import code_digest, sha256_file
 from baseline.core.scene import SENSOR_S2, SENSOR_VHR, Scene
 from baseline.detect.runtime import InferenceSettings
+from baseline.detect.seams import merge_tile_buildings
 from baseline.detect.weights import ModelRef, default_models_dir, read_card, read_model_ref
 from baseline.errors import BaselineError, ConfigError, InputFileError
 from baseline.ingest.sources import AreaOfInterest, area_of_interest, open_source
@@ -390,8 +391,7 @@ def run_pipeline(
 
     with progress.stage("classify", "merging tiles and deciding on-road or parked") as t:
         parts = [read_tile_outputs(j) for j in jobs_done]
-        buildings = _assign_ids(
-            gpd.GeoDataFrame(pd.concat([p[0] for p in parts], ignore_index=True), crs=context.crs), "building_id")
+        buildings = _assign_ids(merge_tile_buildings([p[0] for p in parts], context.crs), "building_id")
         vehicles = _assign_ids(
             gpd.GeoDataFrame(pd.concat([p[1] for p in parts], ignore_index=True), crs=context.crs), "vehicle_id")
         vehicles = classify_vehicles(
