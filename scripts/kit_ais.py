@@ -391,17 +391,20 @@ def finetune(
     out: Path,
     *,
     minutes: float,
+    iterations: int | None = None,
     lr: float = 1e-3,
     seed: int = 0,
     batch_size: int = 16,
     crop_px: int = 128,
     progress: bool = False,
 ) -> tuple[LoadedModel, FitRecord]:
-    """Fine-tune a copy of ``model``'s network on ``scenes`` for ``minutes``; save to ``out`` and reload.
+    """Fine-tune a copy of ``model``'s network on ``scenes``; save to ``out`` and reload.
 
-    Uses the project's vehicle sampler (crops centred mostly on vehicles,
+    Runs for ``iterations`` steps when given (the same result on any machine,
+    however loaded), else for ``minutes`` of wall time (as many steps as the
+    machine manages). Uses the project's vehicle sampler (crops centred mostly on vehicles,
     flips/rotations, photometric jitter), loss and optimisation loop (AdamW,
-    one-cycle schedule annealed to the wall-time budget), keeping the shipped
+    one-cycle schedule annealed to the run's length), keeping the shipped
     input normalisation. ``out`` is ``<folder>/<name>/<version>``; the saved card
     says what the weights were tuned on and that they are for evaluation only.
     """
@@ -413,8 +416,9 @@ def finetune(
     )
     sampler = VehicleSampler(scenes, settings, model.mean, model.std)
     device = torch.device("cpu")
-    record = fit(network, sampler, vehicle_loss, iterations=settings.epochs * settings.iters_per_epoch, lr=lr,
-                 device=device, seed=seed, max_seconds=60.0 * minutes, desc="fine-tune", progress=progress)
+    steps = iterations if iterations else settings.epochs * settings.iters_per_epoch
+    record = fit(network, sampler, vehicle_loss, iterations=steps, lr=lr, device=device, seed=seed,
+                 max_seconds=None if iterations else 60.0 * minutes, desc="fine-tune", progress=progress)
     out = Path(out)
     card = {k: copy.deepcopy(v) for k, v in model.card.items() if k not in ("evaluation", "weights_sha256", "weights_dtype")}
     card.update(

@@ -138,12 +138,13 @@ def run_fold(
             for k, v in (("train", split.train), ("val", split.val), ("test", split.test))}
     print(f"  cars: {cars}")
     weights = out / FT_NAME / f"1.0.0-kit-{split.test_group}"
-    print(f"\nfine-tuning {shipped.label} for {args.finetune_minutes} min on the CPU (lr {args.lr}, seed {args.seed}) ...",
-          flush=True)
+    length = (f"{args.finetune_iterations} iterations" if args.finetune_iterations
+              else f"{args.finetune_minutes} min")
+    print(f"\nfine-tuning {shipped.label} for {length} on the CPU (lr {args.lr}, seed {args.seed}) ...", flush=True)
     t0 = time.perf_counter()
     tuned, record = kit_ais.finetune(
-        shipped, [scenes[n].scene for n in split.train], weights, minutes=args.finetune_minutes, lr=args.lr,
-        seed=args.seed, progress=args.progress,
+        shipped, [scenes[n].scene for n in split.train], weights, minutes=args.finetune_minutes,
+        iterations=args.finetune_iterations, lr=args.lr, seed=args.seed, progress=args.progress,
     )
     seconds = time.perf_counter() - t0
     print(f"  {record.iterations} iterations in {record.seconds:.0f} s (loss {record.loss_curve[0] if record.loss_curve else float('nan'):.3f}"
@@ -151,7 +152,8 @@ def run_fold(
     result = {
         "split": split.__dict__,
         "cars": cars,
-        "finetune": {"minutes_budget": args.finetune_minutes, "seconds": round(seconds, 1), "iterations": record.iterations,
+        "finetune": {"minutes_budget": None if args.finetune_iterations else args.finetune_minutes,
+                     "iterations_asked": args.finetune_iterations, "seconds": round(seconds, 1), "iterations": record.iterations,
                      "final_loss": record.final_loss, "loss_curve": record.loss_curve, "lr": args.lr, "seed": args.seed,
                      "weights": str(weights)},
         "shipped_test": score_frames(shipped, scenes, split.test, args.radius),
@@ -167,6 +169,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data or the KIT AIS folder itself")
     p.add_argument("--out", type=Path, default=None, help="where fine-tuned weights go (default: a new temp folder)")
     p.add_argument("--finetune-minutes", type=float, default=8.0, help="CPU wall-time budget per fine-tune; 0 skips run 2")
+    p.add_argument("--finetune-iterations", type=int, default=None,
+                   help="fine-tune for exactly this many steps instead of a time budget (reproducible on any machine)")
     p.add_argument("--json", type=Path, default=None, help="also write all numbers to this JSON file")
     p.add_argument("--test-scene", default=DEFAULT_TEST, help=f"test recording (id or prefix) [{DEFAULT_TEST}]")
     p.add_argument("--cross-validate", action="store_true", help="fine-tune once per recording, each as the test set")

@@ -79,6 +79,9 @@ def test_shipped_model_scores_one_frame(frames: list[kit_ais.KitFrame], tmp_path
     tuned, record = kit_ais.finetune(model, [scenes[frame.name].scene], tmp_path / "ft" / "vehicles-kit" / "0.0.1",
                                      minutes=0.05, batch_size=2, crop_px=64)
     assert record.iterations >= 1
+    _, exact = kit_ais.finetune(model, [scenes[frame.name].scene], tmp_path / "ft" / "vehicles-kit" / "0.0.2",
+                                minutes=0.0, iterations=3, batch_size=2, crop_px=64)
+    assert exact.iterations == 3  # a fixed length, whatever the machine's load
     assert any("running_mean" in k for k in tuned.network.state_dict())
 
 
