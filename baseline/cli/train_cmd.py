@@ -21,10 +21,10 @@ Folder layout accepted by --data/--val:
 \b
 Examples:
   baseline train buildings --data .cache/train/s101 .cache/train/s102 --val .cache/train/s106 \\
-      --out models/buildings-unet/1.0.0 --epochs 16
+      --out models/buildings-unet/1.2.0-mine --epochs 16    # a new version: runs use the newest
   baseline train vehicles --data .cache/train/s10[1-5] --val .cache/train/s106 \\
-      --out models/vehicles-centernet/1.0.0
-  baseline train vehicles --rescore --data .cache/train/s101 --val .cache/train/s106 .cache/train/s107 \
+      --out models/vehicles-centernet/1.1.0-mine
+  baseline train vehicles --rescore --data .cache/train/s101 --val .cache/train/s106 .cache/train/s107 \\
       --out models/vehicles-centernet/1.0.0      # re-measure the card's rates, weights untouched
 """
 
