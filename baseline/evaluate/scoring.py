@@ -55,12 +55,13 @@ def building_metrics(
     the like, :mod:`baseline.evaluate.building_errors`), so a low F1 says
     whether buildings were missed, merged, split or badly outlined.
     """
-    m = match_buildings(pred, truth, iou)
+    shapes = geometries(pred), geometries(truth)  # made valid once, for the matching and the error kinds
+    m = match_buildings(*shapes, iou)
     out: dict[str, Any] = _counts("building", m)
     out["building_count_error"] = relative_count_error(m.n_pred, m.n_truth)
     out["building_pred_count"], out["building_truth_count"] = m.n_pred, m.n_truth
     out["building_iou_mean"] = float(np.mean(m.score)) if m.tp else None
-    out.update(building_error_kinds(geometries(pred), geometries(truth), m))
+    out.update(building_error_kinds(*shapes, m))
     notes = []
     why = _missing("height_m", pred, truth, pred_name, truth_name)
     if why is None:
