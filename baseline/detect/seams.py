@@ -35,16 +35,10 @@ def merge_tile_buildings(parts: list[gpd.GeoDataFrame], crs: object) -> gpd.GeoD
         empty = parts[0] if parts else gpd.GeoDataFrame(geometry=[], crs=crs)
         return gpd.GeoDataFrame(empty.iloc[0:0], crs=crs)
     merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
-    drop = seam_copies(merged.geometry.values, merged["_tile"].to_numpy(), _scores(merged))
+    drop = seam_copies(merged.geometry.values, merged["_tile"].to_numpy(), merged["score"].to_numpy(dtype=float))
     if drop.any():
         log.info("dropped %d building(s) reported by two tiles on their seam", int(drop.sum()))
     return gpd.GeoDataFrame(merged.loc[~drop].drop(columns="_tile").reset_index(drop=True), crs=crs)
-
-
-def _scores(frame: gpd.GeoDataFrame) -> np.ndarray:
-    if "score" in frame.columns:
-        return frame["score"].to_numpy(dtype=float)
-    return np.ones(len(frame))
 
 
 def seam_copies(geoms: np.ndarray, tile: np.ndarray, score: np.ndarray) -> np.ndarray:
