@@ -131,7 +131,9 @@ def buildings_from_mosaic(
     """Building footprints (BUILDINGS_OUT columns) from a filled mosaic.
 
     ``postprocess`` may override ``extent_threshold``, ``boundary_threshold``,
-    ``min_seed_m2`` (smaller seeds merge into their neighbours), ``height_seed_m2``
+    ``min_seed_m2`` (smaller seeds merge into their neighbours), ``split_thresholds`` and
+    ``min_split_m2`` (stricter boundary thresholds that split a seed holding two
+    parts at least that large: faint walls between terraced houses), ``height_seed_m2``
     (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``, ``regularise_deg``,
     ``shadow_quantile`` (which ray estimate), ``shadow_length_offset_m`` (calibrated on
     training renders) and
@@ -153,6 +155,8 @@ def buildings_from_mosaic(
             boundary_threshold=float(pp.get("boundary_threshold", 0.5)),
             min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
             min_area_px=max(1, int(round(float(pp.get("min_area_m2", 8.0)) / pixel_m2))),
+            split_thresholds=tuple(float(t) for t in pp.get("split_thresholds", ())),
+            min_split_px=max(1, int(round(float(pp.get("min_split_m2", seed_m2)) / pixel_m2))),
         )
 
     seed_m2 = float(pp.get("min_seed_m2", 1.5))

@@ -107,7 +107,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         + (f"; then the sun as planes {', '.join(inp['sun_planes'])} (metres of shadow per metre of height; "
            "zeros where a scene has no sun angles)" if inp.get("sun_planes") else ""),
         f"- outputs: {', '.join(card.get('outputs', []))}",
-        f"- weights: `model.safetensors` ({card.get('weights_dtype', 'float32')}), sha256 `{card.get('weights_sha256', '?')}`",
+        f"- weights: `model.safetensors` ({card.get('weights_dtype', 'float32')}), sha256 `{card.get('weights_sha256', '?')}`"
+        + (f"; the same weights as {card['weights_from']}, post-processing re-tuned" if card.get("weights_from") else ""),
         "",
         "## Training",
     ]

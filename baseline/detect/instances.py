@@ -5,7 +5,11 @@ map alone would merge them. The network also predicts the *boundary* band
 around every footprint (both sides of a shared wall), so extent minus boundary
 leaves one seed per building; a marker watershed grows the seeds back over the
 extent with the boundary probability as the relief, so each pixel goes to the
-seed it is not separated from by a ridge. Footprints are then vectorised with
+seed it is not separated from by a ridge. A seed that holds two large parts
+once the boundary threshold is made stricter (a faint wall between two
+terraced houses) is split into those parts: a hierarchy of thresholds, so
+that a weak wall splits a pair of houses without lowering the threshold, and
+with it the seeds of every other building, everywhere. Footprints are then vectorised with
 ``rasterio.features.shapes`` and lightly simplified (the pixel staircase goes;
 corners stay).
 """
@@ -13,6 +17,7 @@ corners stay).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 import shapely
@@ -33,12 +38,18 @@ def separate_instances(
     boundary_threshold: float = 0.5,
     min_seed_px: int = 4,
     min_area_px: int = 12,
+    split_thresholds: Sequence[float] = (),
+    min_split_px: int | None = None,
 ) -> np.ndarray:
     """Label image (int32, 0 = background) of building instances.
 
-    ``extent`` and ``boundary`` are probabilities on the same grid. Parts of the
-    extent that no seed reaches (a building too small to have an interior)
-    become instances of their own; instances under ``min_area_px`` are dropped.
+    ``extent`` and ``boundary`` are probabilities on the same grid. Seeds are
+    the extent where the boundary is under ``boundary_threshold``, at least
+    ``min_seed_px`` large; each of ``split_thresholds`` (stricter, in turn) then
+    splits a seed that holds two or more parts of at least ``min_split_px``
+    (default ``min_seed_px``) under it. Parts of the extent that no seed reaches
+    (a building too small to have an interior) become instances of their own;
+    instances under ``min_area_px`` are dropped.
     """
     mask = extent > extent_threshold
     if not mask.any():
@@ -50,6 +61,9 @@ def separate_instances(
         small = sizes < min_seed_px
         small[0] = False
         seeds[small[seeds]] = 0
+    for threshold in split_thresholds:
+        if threshold < boundary_threshold:
+            seeds = split_seeds(seeds, boundary, threshold, min_seed_px if min_split_px is None else min_split_px)
     labels = watershed(boundary.astype(np.float32), markers=seeds, mask=mask).astype(np.int32)
     orphans, m = ndimage.label(mask & (labels == 0))
     if m:
@@ -60,6 +74,35 @@ def separate_instances(
     tiny[0] = False
     labels[tiny[labels]] = 0
     return _relabel(labels)[0]
+
+
+def split_seeds(seeds: np.ndarray, boundary: np.ndarray, threshold: float, min_part_px: int) -> np.ndarray:
+    """``seeds`` with every seed that holds two or more parts of at least
+    ``min_part_px`` where ``boundary < threshold`` replaced by those parts.
+
+    The rest of a split seed's pixels are left unseeded, for the watershed to
+    hand to the nearest part across the weakest relief. Seeds with one such
+    part or none are kept whole, so a stricter threshold never shrinks or
+    removes a building's seed, it only divides it.
+    """
+    parts, n = ndimage.label((seeds > 0) & (boundary < threshold))
+    if n < 2:
+        return seeds
+    inside = parts > 0
+    parent = np.zeros(n + 1, dtype=np.int64)
+    parent[parts[inside]] = seeds[inside]
+    large = np.bincount(parts[inside], minlength=n + 1) >= min_part_px
+    large[0] = False
+    per_seed = np.bincount(parent[large], minlength=int(seeds.max()) + 1)
+    divided = per_seed >= 2
+    divided[0] = False
+    if not divided.any():
+        return seeds
+    kept = large & divided[parent]
+    out = np.where(divided[seeds], 0, seeds)
+    new = kept[parts]
+    out[new] = parts[new] + int(seeds.max())
+    return out
 
 
 def _relabel(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -237,11 +237,18 @@ def finalise_buildings(
     """Tune post-processing on training crops, score the held-out scenes, rewrite card and metrics.
 
     The weights in ``out`` are not changed, so this can be rerun on a trained
-    model (``baseline train buildings --rescore``).
+    model (``baseline train buildings --rescore``), also on weights copied into
+    a new version's folder: the card then takes that folder's version and
+    names the one the weights came from (``weights_from``).
     """
     train_scenes = [sc if isinstance(sc, LabelledScene) else load_labelled_scene(sc) for sc in train]
     model = load_model_dir(out)
     card = dict(model.card)
+    name, version = name_version(out)
+    if card.get("version") != version:
+        # weights copied into a new version's folder to be re-tuned: the card says whose they are
+        card["weights_from"] = f"{card.get('name', name)} {card.get('version')}"
+        card["name"], card["version"] = name, version
     tuned, scores = tune_building_postprocess(model, [central_crop(sc) for sc in train_scenes[:2]], device=device)
     card["postprocess"] = tuned
     card["postprocess_tuning"] = {

@@ -1,9 +1,11 @@
 """Choosing the building post-processing thresholds on *training* scenes.
 
 The network's maps are computed once per scene crop; instance separation and
-heights are then rerun for each candidate boundary threshold and minimum seed
+heights are then rerun for each candidate boundary threshold, minimum seed
 size (seeds smaller than it merge into their neighbours, which removes the
-fragments that roof fixtures and roof shadows cut out), and the setting with
+fragments that roof fixtures and roof shadows cut out) and seed split (stricter
+thresholds that divide a seed holding two parts at least a given size: the
+faint walls of terraced houses), and the setting with
 the best F1 (IoU >= 0.5) is written into the card, with the median bias of
 the measured shadow lengths (a length, so it converts to height with each
 scene's own sun elevation), and the floor that makes shadow heights' sigmas
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 BOUNDARY_THRESHOLDS = (0.5, 0.35)
 MIN_SEEDS_M2 = (1.5, 15.0, 30.0, 50.0, 80.0)
+SPLIT_THRESHOLDS = (0.3, 0.2, 0.1)
+MIN_SPLITS_M2 = (None, 170.0, 230.0, 350.0)  # None: seeds are never split
 MIN_SHADOW_RAYS = (2, 3, 5, 8)
 HEIGHT_SEEDS_M2 = (1.5, 30.0, 80.0)
 SHADOW_QUANTILES = (0.5, 0.65)
@@ -58,7 +62,7 @@ def _matched(scene: LabelledScene, mosaic: BuildingMosaic, postprocess: dict[str
 def tune_building_postprocess(
     model: LoadedModel, scenes: list[LabelledScene], *, device: str = "auto"
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """(postprocess with the best boundary threshold and seed size, F1 per setting) on ``scenes``."""
+    """(postprocess with the best boundary threshold, seed size and split, F1 per setting) on ``scenes``."""
     tiling = {**DEFAULT_TILING["buildings"], **model.card.get("tiling", {})}
     mosaics = []
     for scene in scenes:
@@ -68,10 +72,17 @@ def tune_building_postprocess(
                             sun_azimuth_deg=scene.sun_azimuth_deg)
         mosaics.append((scene, mosaic))
     scores: dict[str, float] = {}
-    residuals: dict[tuple[float, float], np.ndarray] = {}
-    for threshold, seed_m2 in itertools.product(BOUNDARY_THRESHOLDS, MIN_SEEDS_M2):
+    residuals: dict[str, np.ndarray] = {}
+    settings: dict[str, dict[str, Any]] = {}
+    base = {k: v for k, v in model.postprocess.items() if k not in ("split_thresholds", "min_split_m2")}
+    for threshold, seed_m2, split_m2 in itertools.product(BOUNDARY_THRESHOLDS, MIN_SEEDS_M2, MIN_SPLITS_M2):
         tp = n_pred = n_truth = 0
-        pp = dict(model.postprocess, boundary_threshold=threshold, min_seed_m2=seed_m2, shadow_length_offset_m=0.0)
+        setting: dict[str, Any] = {"boundary_threshold": threshold, "min_seed_m2": seed_m2}
+        key = f"boundary {threshold}, seed {seed_m2} m2"
+        if split_m2 is not None:
+            setting.update(split_thresholds=list(SPLIT_THRESHOLDS), min_split_m2=split_m2)
+            key += f", split at {'/'.join(map(str, SPLIT_THRESHOLDS))} into parts >= {split_m2} m2"
+        pp = dict(base, **setting, shadow_length_offset_m=0.0)
         found = []
         for scene, mosaic in mosaics:
             pred, m = _matched(scene, mosaic, pp)
@@ -81,21 +92,21 @@ def tune_building_postprocess(
                 tan_e = math.tan(math.radians(scene.sun_elevation_deg))
                 dh = scene.buildings["height_m"].to_numpy(float)[m.truth] - pred["height_m"].to_numpy(float)[m.pred]
                 found.append(dh[shadow] / tan_e)
-        key = f"boundary {threshold}, seed {seed_m2} m2"
         scores[key] = round(2 * tp / max(n_pred + n_truth, 1), 4)
-        residuals[(threshold, seed_m2)] = np.concatenate(found) if found else np.zeros(0)
+        residuals[key] = np.concatenate(found) if found else np.zeros(0)
+        settings[key] = setting
         log.info("%s: F1 %.3f on training crops", key, scores[key])
-    best = max(residuals, key=lambda k: scores[f"boundary {k[0]}, seed {k[1]} m2"])
+    best = max(settings, key=lambda k: scores[k])
     # a constant bias in measured shadow length (edges of the predicted masks), in metres
     offset = float(np.median(residuals[best])) if residuals[best].size >= 10 else 0.0
-    tuned = dict(model.postprocess, boundary_threshold=best[0], min_seed_m2=best[1], shadow_length_offset_m=round(offset, 3))
+    tuned = dict(base, **settings[best], shadow_length_offset_m=round(offset, 3))
     # recorded in the card, so a later change of the code's default does not silently change this model
     tuned.setdefault("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)
     # the finer split that measures heights, how few uncensored rays still beat the
     # learned fallback, and that fallback's typical error: by height MAE
     best_mae, learned_mae = np.inf, None
     for rays, height_seed, q in itertools.product(MIN_SHADOW_RAYS, HEIGHT_SEEDS_M2, SHADOW_QUANTILES):
-        if height_seed > best[1]:
+        if height_seed > tuned["min_seed_m2"]:
             continue
         mae, learned = _height_maes(mosaics, dict(tuned, min_shadow_rays=rays, height_seed_m2=height_seed, shadow_quantile=q))
         scores[f"rays >= {rays}, height seed {height_seed} m2, quantile {q}: height MAE"] = (

@@ -60,6 +60,17 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, extra: list[str], 
     assert json.loads((out / "metrics.json").read_text())["fit"] is not None
     if kind == "buildings":
         assert "postprocess_tuning" in rescored
+        assert any("split at" in key for key in rescored["postprocess_tuning"]["scores"])
+        # weights copied into a new version's folder and re-tuned: the card follows the folder
+        copy = out.parent / "0.0.2"
+        copy.mkdir()
+        for f in out.iterdir():
+            (copy / f.name).write_bytes(f.read_bytes())
+        code, _, stderr = _train(kind, ["--rescore", "--data", str(train), "--out", str(copy)], capsys)
+        assert code == 0, stderr[-2000:]
+        copied = json.loads((copy / "card.json").read_text())
+        assert copied["version"] == "0.0.2" and copied["weights_from"] == f"{kind}-toy 0.0.1"
+        assert load_model(f"{kind}-toy", models_dir=tmp_path / "models").card["version"] == "0.0.2"
         settings = card["training"]["settings"]
         assert settings["augment"] == "sensor" and settings["sensor_augment"]["p_pan"] > 0
         assert card["input"]["sun_planes"] == ["shadow_drow_per_m", "shadow_dcol_per_m"]

@@ -6,7 +6,7 @@ import numpy as np
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from baseline.detect.instances import polygons_from_labels, separate_instances
+from baseline.detect.instances import polygons_from_labels, separate_instances, split_seeds
 
 
 def _touching_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,6 +39,43 @@ def test_without_a_boundary_they_merge() -> None:
     _, extent, boundary = _touching_pair()
     boundary[:, 29:31] = 0.0
     assert separate_instances(extent, boundary).max() == 1
+
+
+def _faint_wall() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The touching pair, its shared wall only faintly predicted (0.4), and a fainter line
+    (0.35, a roof fixture's edge) that cuts a 3-px strip (84 px) off building 1's interior."""
+    truth, extent, boundary = _touching_pair()
+    boundary[:, 29:31] = np.where(truth[:, 29:31] > 0, 0.4, boundary[:, 29:31])
+    boundary[10:40, 14] = 0.35
+    return truth, extent, boundary
+
+
+def test_a_faint_wall_splits_the_seed_at_a_stricter_threshold() -> None:
+    truth, extent, boundary = _faint_wall()
+    assert separate_instances(extent, boundary, boundary_threshold=0.5).max() == 1
+    labels = separate_instances(extent, boundary, boundary_threshold=0.5, split_thresholds=(0.3,), min_split_px=100)
+    assert labels.max() == 2
+    for k in (1, 2):
+        values, counts = np.unique(labels[truth == k], return_counts=True)
+        assert counts.max() / counts.sum() > 0.95
+    # thresholds not stricter than the seeds' own are ignored
+    assert separate_instances(extent, boundary, boundary_threshold=0.5, split_thresholds=(0.5, 0.6)).max() == 1
+    # parts as small as the fixture's strip count too: the roof is cut in two (why the size is tuned)
+    assert separate_instances(extent, boundary, split_thresholds=(0.3,), min_split_px=50).max() == 3
+
+
+def test_split_seeds_needs_two_large_parts() -> None:
+    _, extent, boundary = _faint_wall()
+    seeds, _ = ndimage.label((extent > 0.5) & (boundary < 0.5))
+    assert seeds.max() == 1
+    split = split_seeds(seeds, boundary, 0.3, min_part_px=100)
+    assert len(np.unique(split[split > 0])) == 2
+    # the strip is left unseeded (the watershed gives it to its neighbour), the rest stays seeded
+    assert (split[11:39, 11:14] == 0).all() and (split[11:39, 15:29] > 0).all()
+    # a split part lies inside the seed it came from
+    assert ((split > 0) <= (seeds > 0)).all()
+    # fewer than two parts large enough: the seed stays whole, untouched
+    assert np.array_equal(split_seeds(seeds, boundary, 0.3, min_part_px=10_000), seeds)
 
 
 def test_small_buildings_without_interior_are_kept_and_specks_dropped() -> None:
