@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The exact commands that produced the shipped models:
-#   models/buildings-unet/1.1.0 (and 1.0.0) and models/vehicles-centernet/1.0.0
+#   models/buildings-unet/1.1.1 (1.1.0 re-tuned; and 1.0.0) and models/vehicles-centernet/1.0.0
 #
 # Training data: central Helsinki rendered by `baseline synth` with seeds and sun
 # positions the demo (seed 7, sun 38 deg / 105 deg) never uses; seeds 106 and 107
@@ -36,12 +36,17 @@ TRAIN=("$DATA/s101" "$DATA/s102" "$DATA/s103" "$DATA/s104" "$DATA/s105")
 VAL=("$DATA/s106" "$DATA/s107")
 
 if [ "$WHAT" = all ] || [ "$WHAT" = buildings ]; then
-# 1.1.0 (the default): a fixed 6,000 iterations, three times 1.0.0's, so the fit is the same
+# 1.1.0: a fixed 6,000 iterations, three times 1.0.0's, so the fit is the same
 # on any machine (the 90-minute budget only guards against a very slow one); 3,385 s here.
 # (--augment basic: the sensor augmentation came later; see the README for a fit with it)
 nice -n 5 "$BASELINE" -v train buildings --data "${TRAIN[@]}" --val "${VAL[@]}" \
   --out models/buildings-unet/1.1.0 --epochs 60 --iters-per-epoch 100 --max-minutes 90 \
   --seed 0 --threads 2 --no-progress --augment basic
+# 1.1.1 (the default): 1.1.0's weights, post-processing re-tuned once the tuning could also split
+# seeds at stricter boundary thresholds (faint walls between terraced houses); deterministic.
+rm -rf models/buildings-unet/1.1.1 && cp -r models/buildings-unet/1.1.0 models/buildings-unet/1.1.1
+nice -n 5 "$BASELINE" -v train buildings --rescore --data "${TRAIN[@]}" --val "${VAL[@]}" \
+  --out models/buildings-unet/1.1.1 --threads 2
 # 1.0.0, kept for comparison (pin it with `detect: {buildings_version: "1.0.0"}` in a run config):
 # a 20-minute budget, 2002 iterations, fitted before the post-processing tuning gained its last
 # knobs, then re-tuned and re-scored without touching the weights (--rescore; deterministic).
