@@ -9,6 +9,9 @@ should be ``models/<name>/<version>``.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -22,6 +25,8 @@ Folder layout accepted by --data/--val:
 Examples:
   baseline train buildings --data .cache/train/s101 .cache/train/s102 --val .cache/train/s106 \\
       --out models/buildings-unet/1.2.0-mine --epochs 16    # a new version: runs use the newest
+  baseline train buildings --init-from models/buildings-unet/1.1.1 --data my_labels/ --val my_held_out/ \
+      --out models/buildings-unet/1.1.1-mine --epochs 10 --lr 5e-4   # fine-tune the shipped model
   baseline train vehicles --data .cache/train/s10[1-5] --val .cache/train/s106 \\
       --out models/vehicles-centernet/1.1.0-mine
   baseline train vehicles --rescore --data .cache/train/s101 --val .cache/train/s106 .cache/train/s107 \\
@@ -81,12 +86,22 @@ def _common(f):
     return f
 
 
-def _prepare(out: Path, threads: int | None) -> None:
+@contextmanager
+def _output_folder(out: Path, threads: int | None) -> Iterator[None]:
+    """Set torch's CPU threads and make ``out``; a run that fails removes the folder if it made it,
+    so no half-written model version is left behind."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _report(card: dict) -> None:
@@ -121,25 +136,28 @@ def command() -> None:
                    "shipped model's data a 2,000-iteration fit with them measured no better (README).")
 @click.option("--rescore", is_flag=True,
               help="Keep the weights in --out: only re-tune post-processing on --data and re-score on --val.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Start from this model folder's weights (fine-tuning, e.g. the shipped model on your own "
+                   "labels); its architecture, GSD and normalisation are kept.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, rescore) -> None:
+              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, rescore, init_from) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
     from baseline.train.buildings import BuildingTrainSettings, finalise_buildings, train_buildings
 
-    _prepare(out, threads)
-    if rescore:
-        _report(finalise_buildings(out, list(data), list(val) or None, device=device))
-        return
-    s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
-                              space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment,
-                              sun_planes=sun_planes)
-    if batch_size:
-        s.batch_size = batch_size
-    if crop_px:
-        s.crop_px = crop_px
-    if lr:
-        s.lr = lr
-    _report(train_buildings(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
+    with _output_folder(out, threads):
+        if rescore:
+            _report(finalise_buildings(out, list(data), list(val) or None, device=device))
+            return
+        s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
+                                  space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment,
+                                  sun_planes=sun_planes, init_from=str(init_from) if init_from else None)
+        if batch_size:
+            s.batch_size = batch_size
+        if crop_px:
+            s.crop_px = crop_px
+        if lr:
+            s.lr = lr
+        _report(train_buildings(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
 
 
 @command.command("vehicles", epilog=EPILOG)
@@ -151,15 +169,15 @@ def vehicles(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, d
     """Vehicles as oriented boxes with class and band-timing motion (a CenterNet)."""
     from baseline.train.vehicles import VehicleTrainSettings, rescore_vehicles, train_vehicles
 
-    _prepare(out, threads)
-    if rescore:
-        _report(rescore_vehicles(out, list(val), device=device))
-        return
-    s = VehicleTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, max_minutes=max_minutes)
-    if batch_size:
-        s.batch_size = batch_size
-    if crop_px:
-        s.crop_px = crop_px
-    if lr:
-        s.lr = lr
-    _report(train_vehicles(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
+    with _output_folder(out, threads):
+        if rescore:
+            _report(rescore_vehicles(out, list(val), device=device))
+            return
+        s = VehicleTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, max_minutes=max_minutes)
+        if batch_size:
+            s.batch_size = batch_size
+        if crop_px:
+            s.crop_px = crop_px
+        if lr:
+            s.lr = lr
+        _report(train_vehicles(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))

@@ -25,8 +25,14 @@ from torch.nn import functional as F
 from baseline.detect.nets import BUILDING_CHANNELS, build_network
 from baseline.detect.runtime import resolve_device
 from baseline.detect.sun_planes import SUN_PLANES, sun_planes
-from baseline.detect.weights import DEFAULT_TILING, load_model_dir, save_model, write_card
-from baseline.errors import InputFileError
+from baseline.detect.weights import (
+    DEFAULT_TILING,
+    LoadedModel,
+    load_model_dir,
+    save_model,
+    write_card,
+)
+from baseline.errors import InputFileError, ModelError
 from baseline.train.augment import Dihedral, SensorAugment, photometric
 from baseline.train.common import (
     BANDS,
@@ -68,6 +74,7 @@ class BuildingTrainSettings:
     augment: str = "sensor"  # "basic": flips/rotations + photometric jitter; "sensor": also GSD, pan, season, sky
     sun_planes: bool = False  # the sun's shadow vector as two input planes (baseline.detect.sun_planes); no gain measured
     sun_dropout: float = 0.1  # share of crops shown with the sun unknown (zero planes)
+    init_from: str | None = None  # a model folder whose weights, architecture and normalisation the fit starts from
 
     def sensor_augment(self) -> SensorAugment | None:
         """The sensor-spanning draws (GSD up to twice the model's), or None for basic augmentation."""
@@ -177,16 +184,23 @@ def train_buildings(
     """Train, save (weights, card, metrics) into ``out`` = models/<name>/<version>; return the card."""
     s = settings or BuildingTrainSettings()
     dev = resolve_device(device)
+    start = _starting_model(s)
     train_scenes = _load(data)
     log.info("rasterising targets for %d scene(s) at %.2f m", len(train_scenes), s.gsd_m)
     targets = [building_targets(sc, s.gsd_m, s.space_to_depth) for sc in train_scenes]
-    mean, std = band_stats([sc.image for sc in train_scenes], [sc.valid for sc in train_scenes], s.seed)
-    mean, std = [m * 1e-4 for m in mean], [d * 1e-4 for d in std]
     planes = list(SUN_PLANES) if s.sun_planes else []
-    arch = {"name": "building-unet", "config": {"encoder": s.encoder, "decoder_channels": list(s.decoder_channels),
-                                                "space_to_depth": s.space_to_depth,
-                                                "in_channels": len(BANDS) + len(planes)}}
-    network = build_network(arch["name"], arch["config"])
+    if start is not None:
+        # the starting model's normalisation and architecture, or its weights would see other numbers
+        mean, std = list(start.card["input"]["mean"]), list(start.card["input"]["std"])
+        arch = start.card["architecture"]
+        network = start.network.float()
+    else:
+        mean, std = band_stats([sc.image for sc in train_scenes], [sc.valid for sc in train_scenes], s.seed)
+        mean, std = [m * 1e-4 for m in mean], [d * 1e-4 for d in std]
+        arch = {"name": "building-unet", "config": {"encoder": s.encoder, "decoder_channels": list(s.decoder_channels),
+                                                    "space_to_depth": s.space_to_depth,
+                                                    "in_channels": len(BANDS) + len(planes)}}
+        network = build_network(arch["name"], arch["config"])
     sampler = BuildingSampler(targets, s, mean, std)
     record = fit(
         network, sampler, lambda o, b: building_loss(o, b, s), iterations=s.epochs * s.iters_per_epoch,
@@ -226,9 +240,39 @@ def train_buildings(
                      "learned_height_sigma_m": 1.5},
         training=training_block(record, train_scenes, _settings_dict(s), dev),
     )
+    if start is not None:
+        card["training"]["started_from"] = {"model": start.name, "version": start.version,
+                                            "weights_sha256": start.card.get("weights_sha256")}
     save_model(network.cpu(), card, out)
     write_metrics(out, None, record)
     return finalise_buildings(out, train_scenes, val, device=str(dev))
+
+
+def _starting_model(s: BuildingTrainSettings) -> LoadedModel | None:
+    """The model ``s.init_from`` names, with ``s`` made to match it (GSD, folding, encoder, sun planes).
+
+    Fine-tuning keeps the starting model's architecture and input: settings
+    that would change them are overridden, with a warning, not silently mixed.
+    """
+    if not s.init_from:
+        return None
+    start = load_model_dir(s.init_from)
+    if start.task != "buildings":
+        raise ModelError(f"{s.init_from}: a {start.task} model; --init-from needs a buildings model")
+    config = start.card["architecture"]["config"]
+    theirs = {
+        "gsd_m": float(start.card["input"]["gsd_m"]),
+        "space_to_depth": int(config.get("space_to_depth", 1)),
+        "encoder": str(config["encoder"]),
+        "decoder_channels": tuple(config["decoder_channels"]),
+        "sun_planes": bool(start.card["input"].get("sun_planes")),
+    }
+    for key, value in theirs.items():
+        if getattr(s, key) != value:
+            log.warning("--init-from %s: %s is %s there; using it instead of %s", s.init_from, key, value, getattr(s, key))
+            setattr(s, key, value)
+    log.info("starting from %s %s (%s)", start.name, start.version, start.path)
+    return start
 
 
 def finalise_buildings(

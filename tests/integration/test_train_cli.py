@@ -71,6 +71,17 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, extra: list[str], 
         copied = json.loads((copy / "card.json").read_text())
         assert copied["version"] == "0.0.2" and copied["weights_from"] == f"{kind}-toy 0.0.1"
         assert load_model(f"{kind}-toy", models_dir=tmp_path / "models").card["version"] == "0.0.2"
+        # fine-tuning: starts from 0.0.1's weights, keeps its architecture and normalisation
+        tuned = out.parent / "0.0.3"
+        code, _, stderr = _train(kind, ["--init-from", str(out), "--data", str(val), "--out", str(tuned),
+                                        "--crop", "64", "--encoder", "resnet18", "--lr", "1e-4"], capsys)
+        assert code == 0, stderr[-2000:]
+        fine = json.loads((tuned / "card.json").read_text())
+        assert fine["training"]["started_from"] == {"model": f"{kind}-toy", "version": "0.0.1",
+                                                    "weights_sha256": card["weights_sha256"]}
+        assert fine["architecture"] == card["architecture"] and fine["input"] == card["input"]
+        assert fine["training"]["settings"]["encoder"] == card["architecture"]["config"]["encoder"]
+        assert fine["weights_sha256"] != card["weights_sha256"]
         settings = card["training"]["settings"]
         assert settings["augment"] == "sensor" and settings["sensor_augment"]["p_pan"] > 0
         assert card["input"]["sun_planes"] == ["shadow_drow_per_m", "shadow_dcol_per_m"]
@@ -86,3 +97,13 @@ def test_train_reports_a_folder_without_labels(tmp_path: Path, capsys) -> None:
     code, _, stderr = _train("vehicles", ["--data", str(empty), "--out", str(tmp_path / "m" / "x" / "1")], capsys)
     assert code == 3
     assert "error:" in stderr and "vhr.tif" in stderr
+    assert not (tmp_path / "m" / "x" / "1").exists()  # the version folder it made is gone again
+
+
+def test_init_from_refuses_another_task_and_leaves_no_folder(tmp_path: Path, capsys) -> None:
+    vehicles = Path(__file__).resolve().parents[2] / "models" / "vehicles-centernet" / "1.0.0"
+    out = tmp_path / "m" / "buildings-unet" / "9.9.9"
+    code, _, stderr = _train("buildings", ["--init-from", str(vehicles), "--data", str(tmp_path), "--out", str(out)], capsys)
+    assert code != 0
+    assert "a vehicles model; --init-from needs a buildings model" in stderr and "Traceback" not in stderr
+    assert not out.exists()
