@@ -137,7 +137,8 @@ def buildings_from_mosaic(
     (the finer split whose dominant part gives each footprint its height), ``min_area_m2``, ``shadow_threshold``, ``min_shadow_rays``, ``simplify_px``, ``regularise_deg``,
     ``shadow_quantile`` (which ray estimate), ``shadow_length_offset_m`` (calibrated on
     training renders) and
-    ``learned_height_sigma_m``, ``shadow_gap_m`` (lit stretches a ray bridges),
+    ``learned_height_sigma_m``, ``learned_height_offsets_by_area`` ([upper area m², offset m] pairs: the
+    learned head's bias on small footprints), ``shadow_gap_m`` (lit stretches a ray bridges),
     ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness``,
     ``min_roof_run_px``, ``max_contradicting_rays``, ``shadow_max_incidence_deg`` (rays start on edges facing within it of the
     shadow) and ``shadow_sigma_floor_m`` (the card's ``postprocess`` block).
@@ -220,6 +221,8 @@ def buildings_from_mosaic(
     # calibrated bias of measured shadow lengths (from training renders), applied as a length
     length_offset = float(pp.get("shadow_length_offset_m", 0.0))
     tan_e = math.tan(math.radians(sun_elevation_deg)) if sun_elevation_deg else 0.0
+    # the learned head's bias on small footprints, by size class (fitted on training renders)
+    size_offsets = [(float(upper), float(offset)) for upper, offset in pp.get("learned_height_offsets_by_area", [])]
     rows = []
     inv = ~transform
     for k in index:
@@ -238,7 +241,7 @@ def buildings_from_mosaic(
             if np.isfinite(sh.lower_bound_m):
                 h = max(h, sh.lower_bound_m + length_offset * tan_e)
         else:
-            h = float(learned[k - 1])
+            h = learned_with_offset(float(learned[k - 1]), poly.area, size_offsets)
             sigma = float(np.hypot(learned_mad[k - 1], learned_floor))
             source = "learned"
             if sh is not None and np.isfinite(sh.upper_bound_m):
@@ -259,6 +262,18 @@ def buildings_from_mosaic(
         crs=crs,
     )
     return frame[list(BUILDINGS_OUT)]
+
+
+def learned_with_offset(height_m: float, area_m2: float, offsets: list[tuple[float, float]]) -> float:
+    """A learned height plus the offset of the first size class (upper area, offset) ``area_m2`` is under.
+
+    Footprints larger than every class keep the head's height; no height
+    goes under a metre.
+    """
+    for upper, offset in sorted(offsets):
+        if area_m2 < upper:
+            return max(height_m + offset, 1.0)
+    return height_m
 
 
 def _parts_by_size(coarse: np.ndarray, fine: np.ndarray) -> dict[int, list[tuple[int, float]]]:

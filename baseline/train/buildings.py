@@ -47,7 +47,7 @@ from baseline.train.data import LabelledScene, load_labelled_scene
 from baseline.train.evaluation import evaluate_buildings_model
 from baseline.train.loop import fit
 from baseline.train.targets import BuildingTargets, building_targets
-from baseline.train.tuning import central_crop, tune_building_postprocess
+from baseline.train.tuning import central_crop, learned_height_offsets, tune_building_postprocess
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +294,10 @@ def finalise_buildings(
         card["weights_from"] = f"{card.get('name', name)} {card.get('version')}"
         card["name"], card["version"] = name, version
     tuned, scores = tune_building_postprocess(model, [central_crop(sc) for sc in train_scenes[:2]], device=device)
+    model.card = dict(card, postprocess=tuned)
+    offsets, record = learned_height_offsets(model, train_scenes, tuned, device=device)
+    tuned["learned_height_offsets_by_area"] = offsets
+    scores.update(record)
     card["postprocess"] = tuned
     card["postprocess_tuning"] = {
         "scores": scores,

@@ -40,6 +40,8 @@ MIN_SHADOW_RAYS = (2, 3, 5, 8)
 HEIGHT_SEEDS_M2 = (1.5, 30.0, 80.0)
 SHADOW_QUANTILES = (0.5, 0.65)
 ROOF_SHADOW_DARKNESS = (0.3, 0.4, 0.5, 0.6)
+LEARNED_AREA_BINS_M2 = (30.0, 60.0, 120.0)  # upper edges of the footprint-size classes of learned heights
+MIN_BIN_COUNT = 5
 
 
 def central_crop(scene: LabelledScene, size_m: float = 700.0) -> LabelledScene:
@@ -200,3 +202,54 @@ def sigma_floor(err: np.ndarray, sigma: np.ndarray, coverage: float = 0.95, min_
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if covered(mid) >= coverage else (mid, hi)
     return math.ceil(hi * 100) / 100
+
+
+def learned_height_offsets(
+    model: LoadedModel, scenes: list[LabelledScene], postprocess: dict[str, Any], *, device: str = "auto"
+) -> tuple[list[list[float]], dict[str, Any]]:
+    """Offsets that take the learned-height head's bias out of small footprints, by size class.
+
+    The learned head regresses to the typical building height: footprints under
+    30 m² (kiosks, shelters, sheds of 3-5 m) come out at about 15 m wherever no
+    shadow can be measured. On ``scenes`` (whole training scenes: small
+    buildings are too few in the dense crops the other settings are tuned on),
+    the median of (true - learned) height per class of
+    :data:`LEARNED_AREA_BINS_M2` with at least :data:`MIN_BIN_COUNT` matched
+    footprints becomes that class's offset. Returns ([[upper area m², offset
+    m], ...], a record for the card).
+    """
+    tiling = {**DEFAULT_TILING["buildings"], **model.card.get("tiling", {})}
+    areas, residuals = [], []
+    pp = {k: v for k, v in postprocess.items() if k != "learned_height_offsets_by_area"}
+    for scene in scenes:
+        chips = scene_chips(scene, model.gsd_m, int(tiling["chip_px"]), int(tiling["overlap_px"]))
+        mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
+        add_chips_to_mosaic(chips, model, mosaic, device=device, sun_elevation_deg=scene.sun_elevation_deg,
+                            sun_azimuth_deg=scene.sun_azimuth_deg)
+        pred, m = _matched(scene, mosaic, pp)
+        learned = pred["height_source"].to_numpy()[m.pred] == "learned"
+        areas.append(pred.geometry.area.to_numpy()[m.pred][learned])
+        residuals.append(scene.buildings["height_m"].to_numpy(float)[m.truth][learned]
+                         - pred["height_m"].to_numpy(float)[m.pred][learned])
+    area = np.concatenate(areas) if areas else np.zeros(0)
+    residual = np.concatenate(residuals) if residuals else np.zeros(0)
+    return size_class_offsets(area, residual)
+
+
+def size_class_offsets(
+    area_m2: np.ndarray, residual_m: np.ndarray, bins: tuple[float, ...] = LEARNED_AREA_BINS_M2,
+    min_count: int = MIN_BIN_COUNT,
+) -> tuple[list[list[float]], dict[str, Any]]:
+    """([[upper area, median residual], ...] for classes with ``min_count`` or more finite residuals, a record)."""
+    offsets, record = [], {}
+    lower = 0.0
+    for upper in bins:
+        inside = (area_m2 >= lower) & (area_m2 < upper) & np.isfinite(residual_m)
+        n = int(inside.sum())
+        offset = round(float(np.median(residual_m[inside])), 2) if n >= min_count else None
+        record[f"learned heights of footprints {lower:g}-{upper:g} m2: n, median true - learned (m)"] = [n, offset]
+        if offset is not None:
+            offsets.append([upper, offset])
+            log.info("learned heights of footprints %g-%g m2: %d matched, offset %+.2f m", lower, upper, n, offset)
+        lower = upper
+    return offsets, record

@@ -61,6 +61,7 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, extra: list[str], 
     if kind == "buildings":
         assert "postprocess_tuning" in rescored
         assert any("split at" in key for key in rescored["postprocess_tuning"]["scores"])
+        assert isinstance(rescored["postprocess"]["learned_height_offsets_by_area"], list)
         # weights copied into a new version's folder and re-tuned: the card follows the folder
         copy = out.parent / "0.0.2"
         copy.mkdir()

@@ -81,3 +81,24 @@ def test_sigma_floor_makes_the_interval_cover_what_it_says() -> None:
     assert np.mean(np.abs(err) <= 1.96 * sigma) < 0.5  # what the rays alone claimed
     assert sigma_floor(rng.normal(0.0, 0.1, 4000), np.full(4000, 1.0)) == 0.0  # a cautious sigma stays
     assert sigma_floor(err[:19], sigma[:19]) is None
+
+
+def test_learned_heights_take_the_offset_of_their_size_class() -> None:
+    from baseline.detect.buildings import learned_with_offset
+
+    offsets = [(60.0, -3.0), (30.0, -11.0)]  # unsorted on purpose: the smallest class that fits wins
+    assert learned_with_offset(15.0, 12.0, offsets) == 4.0
+    assert learned_with_offset(15.0, 45.0, offsets) == 12.0
+    assert learned_with_offset(15.0, 60.0, offsets) == 15.0  # larger than every class: unchanged
+    assert learned_with_offset(8.0, 10.0, offsets) == 1.0  # never under a metre
+    assert learned_with_offset(15.0, 10.0, []) == 15.0  # cards without offsets behave as before
+
+
+def test_size_class_offsets_need_enough_footprints() -> None:
+    from baseline.train.tuning import size_class_offsets
+
+    area = np.array([10, 12, 20, 25, 28, 40, 45, 200.0])
+    residual = np.array([-11, -12, -10, -13, np.nan, -4, -5, 3.0])
+    offsets, record = size_class_offsets(area, residual, bins=(30.0, 60.0), min_count=4)
+    assert offsets == [[30.0, -11.5]]  # the NaN does not count; 40-45 m2 has 2, too few
+    assert record["learned heights of footprints 30-60 m2: n, median true - learned (m)"] == [2, None]
