@@ -294,7 +294,6 @@ def finalise_buildings(
         card["weights_from"] = f"{card.get('name', name)} {card.get('version')}"
         card["name"], card["version"] = name, version
     tuned, scores = tune_building_postprocess(model, [central_crop(sc) for sc in train_scenes[:2]], device=device)
-    model.card = dict(card, postprocess=tuned)
     offsets, record = learned_height_offsets(model, train_scenes, tuned, device=device)
     tuned["learned_height_offsets_by_area"] = offsets
     scores.update(record)
