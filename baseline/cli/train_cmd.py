@@ -104,6 +104,13 @@ def _output_folder(out: Path, threads: int | None) -> Iterator[None]:
         raise
 
 
+def _set_given(settings: object, **values: object) -> None:
+    """Set the options the user gave on ``settings``; the ones left out keep the model kind's defaults."""
+    for key, value in values.items():
+        if value:
+            setattr(settings, key, value)
+
+
 def _report(card: dict) -> None:
     ev = card.get("evaluation") or {}
     t = card["training"]
@@ -151,12 +158,7 @@ def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, 
         s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
                                   space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment,
                                   sun_planes=sun_planes, init_from=str(init_from) if init_from else None)
-        if batch_size:
-            s.batch_size = batch_size
-        if crop_px:
-            s.crop_px = crop_px
-        if lr:
-            s.lr = lr
+        _set_given(s, batch_size=batch_size, crop_px=crop_px, lr=lr)
         _report(train_buildings(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
 
 
@@ -174,10 +176,5 @@ def vehicles(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, d
             _report(rescore_vehicles(out, list(val), device=device))
             return
         s = VehicleTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, max_minutes=max_minutes)
-        if batch_size:
-            s.batch_size = batch_size
-        if crop_px:
-            s.crop_px = crop_px
-        if lr:
-            s.lr = lr
+        _set_given(s, batch_size=batch_size, crop_px=crop_px, lr=lr)
         _report(train_vehicles(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
