@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,19 @@ def central_crop(scene: LabelledScene, size_m: float = 700.0) -> LabelledScene:
     return crop_scene(scene, (rows - h) // 2, (cols - w) // 2, h, w)
 
 
+def scene_mosaics(
+    model: LoadedModel, scenes: list[LabelledScene], *, device: str = "auto"
+) -> Iterator[tuple[LabelledScene, BuildingMosaic]]:
+    """Each scene with the network's stitched building maps over it (chips as the card tiles them)."""
+    tiling = {**DEFAULT_TILING["buildings"], **model.card.get("tiling", {})}
+    for scene in scenes:
+        chips = scene_chips(scene, model.gsd_m, int(tiling["chip_px"]), int(tiling["overlap_px"]))
+        mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
+        add_chips_to_mosaic(chips, model, mosaic, device=device, sun_elevation_deg=scene.sun_elevation_deg,
+                            sun_azimuth_deg=scene.sun_azimuth_deg)
+        yield scene, mosaic
+
+
 def _matched(scene: LabelledScene, mosaic: BuildingMosaic, postprocess: dict[str, Any]) -> tuple[Any, Any]:
     """(footprints from ``mosaic`` with ``postprocess``, their matches to the scene's truth at IoU 0.5)."""
     pred = buildings_from_mosaic(
@@ -65,14 +79,7 @@ def tune_building_postprocess(
     model: LoadedModel, scenes: list[LabelledScene], *, device: str = "auto"
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """(postprocess with the best boundary threshold, seed size and split, F1 per setting) on ``scenes``."""
-    tiling = {**DEFAULT_TILING["buildings"], **model.card.get("tiling", {})}
-    mosaics = []
-    for scene in scenes:
-        chips = scene_chips(scene, model.gsd_m, int(tiling["chip_px"]), int(tiling["overlap_px"]))
-        mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
-        add_chips_to_mosaic(chips, model, mosaic, device=device, sun_elevation_deg=scene.sun_elevation_deg,
-                            sun_azimuth_deg=scene.sun_azimuth_deg)
-        mosaics.append((scene, mosaic))
+    mosaics = list(scene_mosaics(model, scenes, device=device))
     scores: dict[str, float] = {}
     residuals: dict[str, np.ndarray] = {}
     settings: dict[str, dict[str, Any]] = {}
@@ -218,14 +225,9 @@ def learned_height_offsets(
     footprints becomes that class's offset. Returns ([[upper area m², offset
     m], ...], a record for the card).
     """
-    tiling = {**DEFAULT_TILING["buildings"], **model.card.get("tiling", {})}
     areas, residuals = [], []
     pp = {k: v for k, v in postprocess.items() if k != "learned_height_offsets_by_area"}
-    for scene in scenes:
-        chips = scene_chips(scene, model.gsd_m, int(tiling["chip_px"]), int(tiling["overlap_px"]))
-        mosaic = BuildingMosaic.for_chips(chips, model.output_gsd_m, len(MOSAIC_CHANNELS))
-        add_chips_to_mosaic(chips, model, mosaic, device=device, sun_elevation_deg=scene.sun_elevation_deg,
-                            sun_azimuth_deg=scene.sun_azimuth_deg)
+    for scene, mosaic in scene_mosaics(model, scenes, device=device):  # one whole scene's maps at a time
         pred, m = _matched(scene, mosaic, pp)
         learned = pred["height_source"].to_numpy()[m.pred] == "learned"
         areas.append(pred.geometry.area.to_numpy()[m.pred][learned])
