@@ -83,7 +83,9 @@ def tune_building_postprocess(
     scores: dict[str, float] = {}
     residuals: dict[str, np.ndarray] = {}
     settings: dict[str, dict[str, Any]] = {}
-    base = {k: v for k, v in model.postprocess.items() if k not in ("split_thresholds", "min_split_m2")}
+    # what this tuning derives is left out of its starting point, so a rescore gives the same card twice
+    derived = ("split_thresholds", "min_split_m2", "learned_height_offsets_by_area")
+    base = {k: v for k, v in model.postprocess.items() if k not in derived}
     for threshold, seed_m2, split_m2 in itertools.product(BOUNDARY_THRESHOLDS, MIN_SEEDS_M2, MIN_SPLITS_M2):
         tp = n_pred = n_truth = 0
         setting: dict[str, Any] = {"boundary_threshold": threshold, "min_seed_m2": seed_m2}
