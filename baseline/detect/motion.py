@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from baseline.core.chips import to_reflectance
+
 MAX_SPEED_MS = 25.0  # 90 km/h: urban traffic
 SPEED_STEP_MS = 0.25
 
@@ -34,13 +36,16 @@ def band_velocities(
     *,
     max_speed_ms: float = MAX_SPEED_MS,
     across_fraction: float = 0.3,
+    dn_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Signed speed along the axis (m/s, positive = towards ``axis``) and match score per detection.
 
-    ``pixels`` is (band, y, x) reflectance; positions are continuous chip
-    pixels (0 = top-left edge); ``band_offsets_s`` gives each band's time
-    offset in ``pixels`` order. The reference band is the one sensed closest to
-    the middle of the others.
+    ``pixels`` is (band, y, x): sensor counts with ``dn_scale`` the reflectance
+    of one count, or reflectance with ``dn_scale`` 1. Only the few pixels
+    around each vehicle are turned into reflectance, not the whole chip.
+    Positions are continuous chip pixels (0 = top-left edge);
+    ``band_offsets_s`` gives each band's time offset in ``pixels`` order. The
+    reference band is the one sensed closest to the middle of the others.
     """
     n = len(rows)
     speed = np.zeros(n)
@@ -62,9 +67,10 @@ def band_velocities(
         uu, vv = np.meshgrid(u, across, indexing="ij")
         rr = rows[i] - 0.5 + uu * axis_row[i] - vv * axis_col[i]
         cc = cols[i] - 0.5 + uu * axis_col[i] + vv * axis_row[i]
+        patch, r0, c0 = _patch(pixels, rr, cc, dn_scale)
         profiles = np.empty((len(offsets), u.size))
         for b in range(len(offsets)):
-            p = ndimage.map_coordinates(pixels[b], [rr, cc], order=1, mode="nearest").mean(axis=1)
+            p = ndimage.map_coordinates(patch[b], [rr - r0, cc - c0], order=1, mode="nearest").mean(axis=1)
             profiles[b] = np.abs(p - np.median(p))
         core = np.abs(u) <= half + 1.0
         a = profiles[ref, core] - profiles[ref, core].mean()
@@ -85,3 +91,17 @@ def band_velocities(
         speed[i] = best
         score[i] = total[k]
     return speed, score
+
+
+def _patch(pixels: np.ndarray, rr: np.ndarray, cc: np.ndarray, dn_scale: float) -> tuple[np.ndarray, int, int]:
+    """Reflectance of the smallest window of ``pixels`` that bilinear sampling at (rr, cc) reads, and its origin.
+
+    Clipped to the image, so sampling the patch with ``mode="nearest"`` gives
+    what sampling the whole image would, edges included.
+    """
+    rows, cols = pixels.shape[-2:]
+    r0 = min(max(int(np.floor(rr.min())), 0), rows - 1)
+    c0 = min(max(int(np.floor(cc.min())), 0), cols - 1)
+    r1 = max(min(int(np.floor(rr.max())) + 2, rows), r0 + 1)
+    c1 = max(min(int(np.floor(cc.max())) + 2, cols), c0 + 1)
+    return to_reflectance(pixels[:, r0:r1, c0:c1], dn_scale), r0, c0

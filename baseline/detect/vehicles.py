@@ -214,8 +214,8 @@ def peaks_to_frame(
         offsets = [band_time_offsets_s.get(b) for b in CHIP_BANDS]
         if measure_motion and None not in offsets and len(x):
             v_axis, quality = band_velocities(
-                chip.reflectance, rows_chip, cols_chip, p.axis_row, p.axis_col, p.length_m / chip.gsd_m,
-                p.width_m / chip.gsd_m, np.asarray(offsets, dtype=float), chip.gsd_m,
+                chip.pixels, rows_chip, cols_chip, p.axis_row, p.axis_col, p.length_m / chip.gsd_m,
+                p.width_m / chip.gsd_m, np.asarray(offsets, dtype=float), chip.gsd_m, dn_scale=chip.dn_scale,
             )
             good = quality >= min_motion_score
             speed = np.where(good, np.abs(v_axis) * 3.6, speed)

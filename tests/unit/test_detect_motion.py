@@ -45,3 +45,20 @@ def test_without_band_timing_nothing_is_measured() -> None:
     v, score = band_velocities(_scene(10.0, (0.0, 1.0)), np.array([50.0]), np.array([60.0]), np.array([0.0]),
                                np.array([1.0]), np.array([15.0]), np.array([6.0]), np.zeros(4), GSD)
     assert v[0] == 0.0 and np.isnan(score[0])
+
+
+@pytest.mark.parametrize("centre", [(50.0, 60.0), (3.0, 117.0)])
+def test_reflectance_around_each_vehicle_matches_the_whole_chip(centre: tuple[float, float], monkeypatch) -> None:
+    """Counts are turned into reflectance only around each vehicle: the same result as the whole chip, edges too."""
+    from baseline.detect import motion
+
+    image = np.clip(_scene(40 / 3.6, (0.0, 1.0)) + np.random.default_rng(0).normal(0, 0.01, (4, 100, 120)), 0, None)
+    image[:, :2] = 2.0  # saturated: clipped to the models' maximum either way
+    scale = 1e-4
+    counts = np.round(image / scale).astype(np.uint16)
+    args = (np.array([centre[0]]), np.array([centre[1]]), np.array([0.0]), np.array([1.0]),
+            np.array([4.5 / GSD]), np.array([1.8 / GSD]), OFFSETS, GSD)
+    v_patch, s_patch = band_velocities(counts, *args, dn_scale=scale)
+    monkeypatch.setattr(motion, "_patch", lambda pixels, rr, cc, dn: (motion.to_reflectance(pixels, dn), 0, 0))
+    v_whole, s_whole = band_velocities(counts, *args, dn_scale=scale)
+    assert v_patch[0] == v_whole[0] and s_patch[0] == s_whole[0]
