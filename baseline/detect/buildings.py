@@ -23,6 +23,7 @@ import torch
 from scipy import ndimage
 
 from baseline.core.chips import REFLECTANCE_MAX, Chip
+from baseline.core.label_stats import label_median_and_spread
 from baseline.core.schemas import BUILDINGS_OUT
 from baseline.detect.instances import polygons_from_labels, separate_instances
 from baseline.detect.mosaic import BuildingMosaic
@@ -56,6 +57,11 @@ MOSAIC_CHANNELS = (*BUILDING_CHANNELS, "brightness")
 """What a building mosaic holds: the network's maps, then the input's mean reflectance (for roof shadows)."""
 
 
+def input_multiple(model: LoadedModel) -> int:
+    """What the building network's input sides must be a multiple of (its stride, times its 2x2 fold)."""
+    return NET_MULTIPLE * model.output_stride
+
+
 def building_maps(output: np.ndarray) -> np.ndarray:
     """Network output (C, h, w) -> maps: sigmoid probabilities and height in metres."""
     maps = np.empty_like(output)
@@ -82,7 +88,7 @@ def add_chips_to_mosaic(
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     s = model.output_stride
-    prepared = [prepare_chip(c, model, NET_MULTIPLE * s) for c in chips]
+    prepared = [prepare_chip(c, model, input_multiple(model)) for c in chips]
     sun = shadow_vector(chips[0].transform, sun_elevation_deg, sun_azimuth_deg) if chips and model.sun_planes else None
     for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings, sun=sun,
                                   flips=settings.building_flips):
@@ -91,7 +97,8 @@ def add_chips_to_mosaic(
             valid = item.padded
             if s > 1:  # valid where most of the folded input pixels are
                 vh, vw = valid.shape[0] // s, valid.shape[1] // s
-                valid = valid[: vh * s, : vw * s].reshape(vh, s, vw, s).mean(axis=(1, 3)) > 0.5
+                folded = valid[: vh * s, : vw * s].reshape(vh, s, vw, s).sum(axis=(1, 3), dtype=np.uint16)
+                valid = 2 * folded > s * s
             maps = building_maps(raw[:, :h, :w])
             bright = _brightness(item.chip, model.gsd_m, s)[:h, :w]
             bh, bw = bright.shape
