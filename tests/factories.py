@@ -115,12 +115,12 @@ def counts_chip(counts: np.ndarray, valid: np.ndarray, scale: float = 1e-4) -> C
 
 
 def host_normalised(chip: Chip, model: TinyNetModel, multiple: int) -> np.ndarray:
-    """The normalisation as the host used to do it, in float32 numpy."""
+    """The normalisation as the host used to do it, in float32 numpy, padded with invalid (0) pixels."""
     refl = np.clip(chip.pixels.astype(np.float32) * np.float32(chip.dn_scale), 0, 1.5)
     image = (refl - np.asarray(model.mean, np.float32)[:, None, None]) / np.asarray(model.std, np.float32)[:, None, None]
     image[:, ~chip.valid] = 0
     h, w = chip.valid.shape
-    return np.pad(image, ((0, 0), (0, -h % multiple), (0, -w % multiple)), mode="reflect")
+    return np.pad(image, ((0, 0), (0, -h % multiple), (0, -w % multiple)))
 
 
 def render_crop(folder: Path, bbox: tuple[float, float, float, float], *, seed: int = 11) -> Path:

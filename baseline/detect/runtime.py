@@ -207,8 +207,19 @@ class HostBatch:
 
 
 def _stack(items: list[PreparedChip], pin: bool) -> HostBatch:
-    image = torch.from_numpy(np.stack([np.ascontiguousarray(i.image) for i in items]))
-    valid = torch.from_numpy(np.stack([i.valid for i in items]).view(np.uint8))
+    """The batch's counts and validity in one array each, padded with invalid zeros to the network's multiple.
+
+    Padding here, in the counts' own (2-byte) type and while the batch is
+    copied anyway, spares a padded copy of the float input on the device.
+    """
+    first = items[0]
+    h, w = first.height + (-first.height % first.multiple), first.width + (-first.width % first.multiple)
+    image = np.zeros((len(items), first.image.shape[0], h, w), dtype=first.image.dtype)
+    valid = np.zeros((len(items), h, w), dtype=bool)
+    for k, item in enumerate(items):
+        image[k, :, : item.height, : item.width] = item.image
+        valid[k, : item.height, : item.width] = item.valid
+    image, valid = torch.from_numpy(image), torch.from_numpy(valid.view(np.uint8))
     if pin:
         image, valid = image.pin_memory(), valid.pin_memory()
     return HostBatch(items, image, valid)
@@ -242,31 +253,33 @@ def normalise_on_device(
     channels_last: bool,
     sun: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Counts to the network's input on ``device``: reflectance, normalised, invalid to 0, padded.
+    """Counts to the network's input on ``device``: reflectance, normalised, invalid (and padding) to 0.
 
+    The batch arrives padded to the network's ``multiple`` (:func:`_stack`).
     A model that takes sun planes (:attr:`LoadedModel.sun_planes`) gets them
     after the bands, filled with ``sun`` (the shadow vector of
-    :func:`baseline.detect.sun_planes.shadow_vector`; zeros when None).
+    :func:`baseline.detect.sun_planes.shadow_vector`; zeros when None). The
+    input is built in place in one tensor: no concatenated or padded copies.
     """
+    n, bands, h, w = batch.image.shape
+    if h % multiple or w % multiple:
+        raise InvalidValueError("batch size in pixels", f"{h} x {w}", f"multiples of {multiple} (host_batches pads)")
     dn_scale = batch.items[0].dn_scale
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     std = torch.tensor(model.std, dtype=torch.float32, device=device)[None, :, None, None]
     mean = torch.tensor(model.mean, dtype=torch.float32, device=device)[None, :, None, None]
     gain, offset = dn_scale / std, -mean / std  # (dn * scale - mean) / std in one multiply-add
+    planes = 2 if model.sun_planes else 0
     with torch.inference_mode():
-        x = batch.image.to(device, non_blocking=True).to(dtype=torch.float32, memory_format=fmt)  # one pass
+        x = torch.empty((n, bands + planes, h, w), dtype=torch.float32, device=device, memory_format=fmt)
+        image = x[:, :bands] if planes else x
+        image.copy_(batch.image.to(device, non_blocking=True))  # counts to float32 in one pass
         valid = batch.valid.to(device, non_blocking=True)[:, None]
-        x.clamp_(max=REFLECTANCE_MAX / dn_scale)
-        x.mul_(gain).add_(offset).mul_(valid)  # invalid pixels to 0, the band mean
-        if model.sun_planes:
+        image.clamp_(max=REFLECTANCE_MAX / dn_scale)
+        image.mul_(gain).add_(offset).mul_(valid)  # invalid pixels to 0, the band mean
+        if planes:
             vector = torch.zeros(2) if sun is None else torch.as_tensor(np.asarray(sun, np.float32))
-            planes = vector.to(device)[None, :, None, None].expand(x.shape[0], -1, *x.shape[-2:])
-            x = torch.cat([x, planes], 1).contiguous(memory_format=fmt)
-        h, w = x.shape[-2:]
-        ph, pw = -h % multiple, -w % multiple
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "constant"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode).contiguous(memory_format=fmt)
+            x[:, bands:] = vector.to(device)[None, :, None, None]
     return x
 
 
