@@ -8,21 +8,27 @@
   area over the extra time of the second run is the *marginal* rate, what a
   city-sized run approaches once start-up is paid.
 - **model only**: the same detectors' networks, on the same device, precision,
-  layout and batch, on the same cluster layout (all workers at once), fed
-  random tensors already on the device; km² counted as the ground area of the
-  input tensors. This is the ceiling the pipeline is held against.
-- **naive**: the same detections (same tiles, halos, chips and
-  post-processing) computed the way a first script would: one process (torch
-  using as many cores as the cluster), each chip read on its own with
-  rasterio, converted on the host, the networks at batch 1 in PyTorch's
-  defaults (fp32, contiguous); its time includes loading the models, as the
-  end-to-end time does. The ratio is the execution's gain, at equal output.
+  layout and input shapes (an interior tile's whole window, halo included and
+  padded as the pipeline pads it, one per batch; or the card's chips at the
+  config's batch for a detector not in ``preprocess.whole_window``), on the same cluster
+  layout (all workers at once), fed random tensors already on the device; km²
+  counted as the ground area of the input tensors. This is the ceiling the
+  pipeline is held against: what the halo costs counts against the pipeline.
+- **naive**: the same detections (same tiles, halos and post-processing)
+  computed the way a first script would: one process (torch using as many
+  cores as the cluster), the model card's overlapping chips each read on its
+  own with rasterio, converted on the host, the networks at batch 1 in
+  PyTorch's defaults (fp32, contiguous); its time includes loading the
+  models, as the end-to-end time does. Its chips overlap, so its maps differ
+  from the whole-window ones near chip edges: the same buildings and
+  vehicles up to those seams. The ratio is the execution's gain.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import logging
 import multiprocessing as mp
 import shutil
@@ -181,11 +187,16 @@ def _model_only_task(models_dir: str, refs: list[dict], device: str, precision: 
     dev = resolve_device(device)
     settings = InferenceSettings(precision, channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    from baseline.detect import buildings, vehicles
+
     rates = {}
     for ref in refs:
         model = model_on(load_model(ref["name"], ref["version"], models_dir), dev, settings)
-        chip = ref["chip_px"]
-        x = torch.randn(batch_size, model.in_channels, chip, chip, device=dev).contiguous(memory_format=fmt)
+        chip, batch = ref["chip_px"], ref.get("batch", batch_size)
+        if ref.get("whole_window"):  # the size the pipeline pads an interior tile's window to
+            multiple = buildings.input_multiple(model) if ref["task"] == "buildings" else vehicles.NET_MULTIPLE
+            chip += -chip % multiple
+        x = torch.randn(batch, model.in_channels, chip, chip, device=dev).contiguous(memory_format=fmt)
         forward(model, x, settings)  # warm-up: kernels chosen, memory pools filled
         n, t0 = 0, time.perf_counter()
         while True:
@@ -196,7 +207,7 @@ def _model_only_task(models_dir: str, refs: list[dict], device: str, precision: 
             elapsed = time.perf_counter() - t0
             if elapsed >= seconds:
                 break
-        rates[ref["name"]] = n * batch_size * (chip * model.gsd_m) ** 2 / 1e6 / elapsed
+        rates[ref["name"]] = n * batch * (chip * model.gsd_m) ** 2 / 1e6 / elapsed
     return rates
 
 
@@ -308,12 +319,19 @@ def run_bench(config: RunConfig, base_scene: Path, area_km2: float, work: Path, 
         ref = read_model_ref(models_dir, name, version)
         card = read_card(ref.name, ref.version, models_dir)
         refs.append({"name": ref.name, "version": ref.version, "chip_px": ref.chip_px or config.preprocess.chip_px,
-                     "task": card.get("task", "buildings" if "building" in name else "vehicles")})
+                     "task": card.get("task", "buildings" if "building" in name else "vehicles"),
+                     "halo_m": ref.halo_m, "gsd_m": ref.gsd_m})
     device = resolve_device(config.detect.device)
     inference = InferenceSettings(config.detect.precision, config.detect.channels_last).describe(device)
 
     step(f"building a {area_km2:g} km² city from {base_scene}")
     city = build_bench_city(base_scene, area_km2, work / "city-1x")
+    tile_m = config.preprocess.tile_px * city.gsd_m
+    pipeline_refs = [  # what the pipeline feeds each network: the card's chips, or one interior tile's window
+        {**r, "chip_px": math.ceil((tile_m + 2 * r["halo_m"]) / r["gsd_m"]), "batch": 1, "whole_window": True}
+        if r["task"] in config.preprocess.whole_window else r
+        for r in refs
+    ]
     step(f"end to end on {city.area_km2:.3f} km² ({inference})")
     e2e = run_end_to_end(_for_city(config, work / "run-1x"), city, work / "run-1x", show_progress)
     e2e_4x = None
@@ -323,7 +341,7 @@ def run_bench(config: RunConfig, base_scene: Path, area_km2: float, work: Path, 
         step(f"end to end on {city_4x.area_km2:.3f} km²")
         e2e_4x = run_end_to_end(_for_city(config, work / "run-4x"), city_4x, work / "run-4x", show_progress)
     step("the networks alone on random tensors")
-    model_km2_s, per_model = run_model_only(config, refs, models_dir, model_seconds)
+    model_km2_s, per_model = run_model_only(config, pipeline_refs, models_dir, model_seconds)
     threads = config.cluster.n_workers * config.cluster.threads_per_worker
     step(f"naive per-chip loop on {city.area_km2:.3f} km² (one process, {threads} torch threads)")
     naive_s = run_naive(config, city, models_dir, refs, threads)

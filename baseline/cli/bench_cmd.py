@@ -15,6 +15,8 @@ Examples:
       a quicker run; the figures as JSON too
   baseline bench --area-km2 25 --device cuda --batch-size 32 --workers 1
       on one GPU
+  baseline bench --whole-window buildings,vehicles
+      both networks over whole tile windows (the fastest; see README: Performance)
 
 \b
 The city is the embedded demo's render (rendered first when missing), laid
@@ -37,6 +39,9 @@ Ratios are only comparable between runs on the same machine.
 @click.option("--batch-size", type=int, default=None, help="Chips per batch (default: the demo config's).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
               help="Network precision (default: the demo config's, auto).")
+@click.option("--whole-window", default=None, metavar="LIST",
+              help="Detectors that see whole tile windows, comma-separated: buildings,vehicles, or none "
+                   "(default: the config's preprocess.whole_window).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Run config to bench with (default: configs/demo-helsinki.yaml).")
 @click.option("--base-scene", type=click.Path(path_type=Path), default=None,
@@ -49,8 +54,8 @@ Ratios are only comparable between runs on the same machine.
               help="How long each network runs alone, per worker, for model_only_km2_s.")
 def command(area_km2: float, device: str, json_path: Path | None, workers: int | None,
             threads_per_worker: int | None, batch_size: int | None, precision: str | None,
-            config_path: Path | None, base_scene: Path | None, work: Path | None, no_4x: bool,
-            model_seconds: float, quiet: bool) -> None:
+            whole_window: str | None, config_path: Path | None, base_scene: Path | None, work: Path | None,
+            no_4x: bool, model_seconds: float, quiet: bool) -> None:
     """Benchmark the pipeline on a rendered city of --area-km2 against the model's own ceiling."""
     from rich.console import Console
 
@@ -72,7 +77,13 @@ def command(area_km2: float, device: str, json_path: Path | None, workers: int |
         ("n_workers", workers), ("threads_per_worker", threads_per_worker)) if v is not None})
     detect = config.detect.model_copy(update={k: v for k, v in (
         ("device", device), ("batch_size", batch_size), ("precision", precision)) if v is not None})
-    config = config.model_copy(update={"cluster": cluster, "detect": detect})
+    preprocess = config.preprocess
+    if whole_window is not None:
+        names = [n.strip() for n in whole_window.split(",") if n.strip() and n.strip() != "none"]
+        if not set(names) <= {"buildings", "vehicles"}:
+            raise InvalidValueError("--whole-window", whole_window, "buildings, vehicles, both comma-separated, or none")
+        preprocess = preprocess.model_copy(update={"whole_window": names})
+    config = config.model_copy(update={"cluster": cluster, "detect": detect, "preprocess": preprocess})
     console = Console(stderr=True)
     if base_scene is None:
         base_scene = config.scene.path

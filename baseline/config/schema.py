@@ -149,7 +149,14 @@ class PreprocessSpec(_Strict):
     """Cutting the scene into chips on the Dask cluster."""
 
     tile_px: int = Field(2048, ge=256, description="Side of a tile of the city grid, in pixels (unit of work).")
-    chip_px: int = Field(512, ge=64, description="Side of a model chip in pixels, at the model's GSD.")
+    whole_window: list[Literal["buildings", "vehicles"]] = Field(
+        ["vehicles"], description="Detectors that see a tile's whole window (the tile and its halo, cropped to valid "
+        "pixels) in one pass: every pixel computed once, no chip seams. The others cut the model card's overlapping "
+        "chips, whose blended overlaps the building model's post-processing was tuned on: whole windows made the "
+        "building figures slightly worse (README: Performance). Needs the device memory for a whole window.",
+    )
+    chip_px: int = Field(512, ge=64, description="Side of a model chip in pixels, at the model's GSD, where the "
+                         "model card gives none (detectors not in whole_window).")
     overlap_px: int = Field(96, ge=0, description="Overlap between neighbouring chips, pixels.")
     max_cloud_fraction: float = Field(0.9, ge=0, le=1, description="Skip chips cloudier than this.")
 
@@ -206,7 +213,7 @@ class DetectSpec(_Strict):
     buildings_version: str | None = Field(None, description="Model version; default the newest.")
     vehicles_model: str = Field("vehicles-centernet", description="Model name under models/.")
     vehicles_version: str | None = Field(None, description="Model version; default the newest.")
-    batch_size: int = Field(8, ge=1, description="Chips per inference batch.")
+    batch_size: int = Field(8, ge=1, description="Chips per inference batch (with whole windows a batch holds one).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where models run.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Numeric precision: auto is bf16 where the device runs it natively, else fp32."

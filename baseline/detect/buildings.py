@@ -176,10 +176,7 @@ def buildings_from_mosaic(
                                     regularise_deg=float(pp.get("regularise_deg", DEFAULT_TOLERANCE_DEG)))
     index = np.arange(1, n + 1)
     score = ndimage.mean(extent, labels, index)
-    learned = ndimage.median(height, labels, index)
-    learned_mad = ndimage.labeled_comprehension(
-        height, labels, index, lambda v: np.median(np.abs(v - np.median(v))) * 1.4826, float, np.nan
-    )
+    learned, learned_mad = label_median_and_spread(height, labels, n)
     shadow_h = {}
     # Heights are measured on a finer split (small seeds kept): where two buildings
     # of different heights merged into one footprint, the footprint takes the height

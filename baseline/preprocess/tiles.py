@@ -4,7 +4,8 @@ Runs inside a Dask worker: it opens the scene's file itself (nothing large
 travels over the network), reads only the tile's window plus halo through a
 ``WarpedVRT`` (reprojection to the city's UTM zone and resampling to the
 model's GSD in one step: average when coarsening reflectance, nearest for
-class bands), masks, normalises to reflectance and cuts overlapping chips.
+class bands), masks, and cuts what each network sees: the tile's whole window in one piece
+(the default) or the model card's overlapping chips.
 """
 
 from __future__ import annotations
@@ -201,11 +202,13 @@ def prepare_tile(
     tile: TileSpec,
     *,
     halo_m: float,
-    chip_px: int,
+    chip_px: int | None,
     overlap_px: int,
     cloud_scene: Scene | None = None,
 ) -> PreparedTile:
     """Everything a model needs for one tile: pixels on ``grid``, masks and chips.
+
+    ``chip_px`` None gives one chip over the whole window (see :func:`cut_chips`).
 
     ``grid`` fixes CRS and GSD (the model's); ``cloud_scene`` is an optional
     Sentinel-2 scene of the same instant whose SCL masks cloud. Without one,
@@ -257,7 +260,7 @@ def prepare_tile(
 
 
 def crop_tile(
-    prepared: PreparedTile, grid: CityGrid, tile: TileSpec, *, halo_m: float, chip_px: int, overlap_px: int
+    prepared: PreparedTile, grid: CityGrid, tile: TileSpec, *, halo_m: float, chip_px: int | None, overlap_px: int
 ) -> PreparedTile | None:
     """The same tile with a smaller halo, cut from ``prepared`` instead of read again.
 
@@ -291,16 +294,48 @@ def crop_tile(
     return cropped
 
 
-def cut_chips(tile: PreparedTile, chip_px: int, overlap_px: int) -> list[Chip]:
-    """Overlapping chips over the tile window; empty (all-invalid) chips are skipped."""
+WINDOW_ALIGN_PX = 32
+"""A whole window's corner is cropped only to multiples of this: a network that folds or strides its input
+(the building model maps 2x2 pixels to one) then keeps the same output grid as the tile."""
+
+
+def whole_window(valid: np.ndarray) -> ChipWindow | None:
+    """One window over the bounding box of ``valid`` (which it owns whole); None when nothing is valid.
+
+    A network that sees the tile's whole window in one pass computes each
+    pixel once: overlapping chips compute their overlaps twice or more (the
+    building card's 768 px chips overlapping by 192 px fed it 3.5 times the
+    tile's area, halo included), and have seams to blend. Cropping to the
+    valid pixels leaves out a city edge's or a scene edge's empty part.
+    """
+    rows = np.flatnonzero(valid.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(valid.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    r0, c0 = r0 - r0 % WINDOW_ALIGN_PX, c0 - c0 % WINDOW_ALIGN_PX
+    return ChipWindow(r0, c0, r1 - r0, c1 - c0, (r0, c0, r1, c1))
+
+
+def cut_chips(tile: PreparedTile, chip_px: int | None, overlap_px: int) -> list[Chip]:
+    """Overlapping chips over the tile window; empty (all-invalid) chips are skipped.
+
+    ``chip_px`` None cuts one chip, the :func:`whole_window` (no padding: the
+    model pads it to the size its network needs).
+    """
     rows, cols = tile.valid.shape
     chips = []
-    for w in plan_windows(rows, cols, chip_px, overlap_px):
+    if chip_px is None:
+        window = whole_window(tile.valid)
+        windows = [] if window is None else [window]
+    else:
+        windows = plan_windows(rows, cols, chip_px, overlap_px)
+    for w in windows:
         valid = tile.valid[w.row : w.row + w.height, w.col : w.col + w.width]
         if not valid.any():
             continue
         pixels = tile.pixels[:, w.row : w.row + w.height, w.col : w.col + w.width]
-        if w.height < chip_px or w.width < chip_px:  # pad edge chips to the model's size
+        if chip_px is not None and (w.height < chip_px or w.width < chip_px):  # pad edge chips to the model's size
             pad = ((0, 0), (0, chip_px - w.height), (0, chip_px - w.width))
             pixels = np.pad(pixels, pad)
             valid = np.pad(valid, pad[1:])

@@ -355,7 +355,8 @@ def run_pipeline(
         TileJob(
             key=_digest(run_key, t.tile_id, t.core), tile=t, scene=scene, cloud_scene=s2_scene,
             building_grid=grid_b, vehicle_grid=grid_v, buildings_model=b_ref, vehicles_model=v_ref,
-            models_dir=models_dir, work_dir=work, batch_size=config.detect.batch_size, device=config.detect.device,
+            models_dir=models_dir, work_dir=work, batch_size=config.detect.batch_size,
+            whole_window=tuple(config.preprocess.whole_window), device=config.detect.device,
             inference=InferenceSettings(config.detect.precision, config.detect.channels_last,
                                         building_flips=config.detect.building_flips),
             building_score_min=config.detect.building_score_min, vehicle_score_min=config.detect.vehicle_score_min,

@@ -49,6 +49,7 @@ class TileJob:
     models_dir: Path
     work_dir: Path
     batch_size: int
+    whole_window: tuple[str, ...]  # detectors ("buildings", "vehicles") that see the whole window in one chip
     device: str
     inference: InferenceSettings
     building_score_min: float | None
@@ -123,9 +124,10 @@ def _run_tile(job: TileJob) -> TileResult:
     detectors = get_detectors(job.models_dir, job.buildings_model, job.vehicles_model, job.device, job.inference)
     t0 = time.perf_counter()  # model loading (first tile on a worker) is not preprocessing
 
+    b_chip_px = None if "buildings" in job.whole_window else job.buildings_model.chip_px
+    v_chip_px = None if "vehicles" in job.whole_window else job.vehicles_model.chip_px
     b_tile = prepare_tile(job.scene, job.building_grid, job.tile, halo_m=job.buildings_model.halo_m,
-                          chip_px=job.buildings_model.chip_px, overlap_px=job.buildings_model.overlap_px,
-                          cloud_scene=job.cloud_scene)
+                          chip_px=b_chip_px, overlap_px=job.buildings_model.overlap_px, cloud_scene=job.cloud_scene)
     t_pre_b = time.perf_counter()
     buildings = detectors.detect_buildings(b_tile, job.scene, batch_size=job.batch_size,
                                            score_min=job.building_score_min or 0.0, crs=job.building_grid.crs)
@@ -133,11 +135,10 @@ def _run_tile(job: TileJob) -> TileResult:
     v_tile = None
     if job.vehicle_grid == job.building_grid:  # same pixels: cut them from the building read
         v_tile = crop_tile(b_tile, job.vehicle_grid, job.tile, halo_m=job.vehicles_model.halo_m,
-                           chip_px=job.vehicles_model.chip_px, overlap_px=job.vehicles_model.overlap_px)
+                           chip_px=v_chip_px, overlap_px=job.vehicles_model.overlap_px)
     if v_tile is None:
         v_tile = prepare_tile(job.scene, job.vehicle_grid, job.tile, halo_m=job.vehicles_model.halo_m,
-                              chip_px=job.vehicles_model.chip_px, overlap_px=job.vehicles_model.overlap_px,
-                              cloud_scene=job.cloud_scene)
+                              chip_px=v_chip_px, overlap_px=job.vehicles_model.overlap_px, cloud_scene=job.cloud_scene)
     t_pre_v = time.perf_counter()
     vehicles = detectors.detect_vehicles(v_tile, job.scene, batch_size=job.batch_size,
                                          score_min=job.vehicle_score_min, crs=job.vehicle_grid.crs)

@@ -62,6 +62,30 @@ def test_prepare_tile_reads_aligned_pixels_and_masks(tmp_path):
     assert (x, y) == pytest.approx(scene.transform @ (chip.window.col, chip.window.row))
 
 
+def test_a_whole_window_chip_covers_the_valid_pixels_from_an_aligned_corner(tmp_path):
+    data = np.full((4, 300, 400), 1500, dtype=np.uint16)
+    valid = np.zeros((300, 400), bool)
+    valid[45:260, 70:390] = True  # nodata around: a scene edge
+    scene = open_scene(write_cog_scene(tmp_path, data=data, valid=valid))
+    grid = city_grid_for(scene, UTM35)
+    prepared = prepare_tile(scene, grid, plan_tiles(grid, 1000.0)[0], halo_m=0.0, chip_px=None, overlap_px=16)
+    (chip,) = prepared.chips
+    w = chip.window
+    # the corner moves in by whole multiples of WINDOW_ALIGN_PX only, so a folding network keeps the tile's grid
+    assert (w.row, w.col) == (32, 64) and (w.row + w.height, w.col + w.width) == (260, 390)
+    assert w.core == (32, 64, 260, 390)  # the one chip owns all of it
+    assert chip.pixels.shape == (4, 228, 326)  # not padded: the model pads to its own multiple
+    assert chip.valid.sum() == valid.sum()
+    x, y = chip.transform @ (0, 0)
+    assert (x, y) == pytest.approx(scene.transform @ (w.col, w.row))
+
+
+def test_a_whole_window_with_nothing_valid_has_no_chip(tmp_path):
+    scene = open_scene(write_cog_scene(tmp_path, shape=(100, 100), valid=np.zeros((100, 100), bool)))
+    grid = city_grid_for(scene, UTM35)
+    assert prepare_tile(scene, grid, plan_tiles(grid, 1000.0)[0], halo_m=0.0, chip_px=None, overlap_px=0).chips == []
+
+
 def test_prepare_tile_resamples_to_a_coarser_model_gsd(tmp_path):
     data = np.zeros((4, 300, 400), dtype=np.uint16) + 1000
     data[:, :, ::2] = 3000  # alternating columns average to 2000
