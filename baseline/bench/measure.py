@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import logging
+import math
 import multiprocessing as mp
 import shutil
 import time
@@ -181,21 +181,19 @@ def _model_only_task(models_dir: str, refs: list[dict], device: str, precision: 
     """On one worker: each network on random input already on the device; km²/s of input per model."""
     import torch
 
+    from baseline.detect.infer import input_multiple
     from baseline.detect.runtime import InferenceSettings, forward, model_on, resolve_device
     from baseline.detect.weights import load_model
 
     dev = resolve_device(device)
     settings = InferenceSettings(precision, channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    from baseline.detect import buildings, vehicles
-
     rates = {}
     for ref in refs:
         model = model_on(load_model(ref["name"], ref["version"], models_dir), dev, settings)
         chip, batch = ref["chip_px"], ref.get("batch", batch_size)
         if ref.get("whole_window"):  # the size the pipeline pads an interior tile's window to
-            multiple = buildings.input_multiple(model) if ref["task"] == "buildings" else vehicles.NET_MULTIPLE
-            chip += -chip % multiple
+            chip += -chip % input_multiple(ref["task"], model)
         x = torch.randn(batch, model.in_channels, chip, chip, device=dev).contiguous(memory_format=fmt)
         forward(model, x, settings)  # warm-up: kernels chosen, memory pools filled
         n, t0 = 0, time.perf_counter()

@@ -26,6 +26,7 @@ from affine import Affine
 
 from baseline.core.chips import Chip
 from baseline.core.schemas import VEHICLES_OUT
+from baseline.detect import buildings, vehicles
 from baseline.detect.buildings import (
     MOSAIC_CHANNELS,
     add_chips_to_mosaic,
@@ -53,6 +54,11 @@ def _check_same_frame(chips: Sequence[Chip]) -> None:
             raise InvalidValueError(
                 "chips for detect_buildings", chip.scene_id, "chips of one tile: same pixel frame and GSD"
             )
+
+
+def input_multiple(task: str, model: LoadedModel) -> int:
+    """What the ``task`` ("buildings" or "vehicles") network's input sides are padded to a multiple of."""
+    return {"buildings": buildings.input_multiple, "vehicles": vehicles.input_multiple}[task](model)
 
 
 def detect_buildings(

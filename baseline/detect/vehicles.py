@@ -158,6 +158,11 @@ def suppress_inside(peaks: Peaks, gsd_m: float, shrink: float = 0.8) -> Peaks:
     return peaks.select(np.sort(np.asarray(kept)))
 
 
+def input_multiple(model: LoadedModel) -> int:
+    """What the vehicle network's input sides must be a multiple of (its total stride)."""
+    return NET_MULTIPLE
+
+
 def blue_to_nir_seconds(band_time_offsets_s: dict[str, float] | None) -> float | None:
     """Seconds between the blue and the nir band, or None when the scene does not say."""
     if not band_time_offsets_s or "blue" not in band_time_offsets_s or "nir" not in band_time_offsets_s:
@@ -257,7 +262,7 @@ def detect_vehicles_per_chip(
     """One vehicles table per chip (in input order), each holding only what that chip owns."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     thr = float(score_threshold if score_threshold is not None else model.postprocess.get("score_threshold", 0.3))
-    prepared = [prepare_chip(c, model, NET_MULTIPLE) for c in chips]
+    prepared = [prepare_chip(c, model, input_multiple(model)) for c in chips]
     result: dict[int, gpd.GeoDataFrame] = {}
     for batch, out in run_batches(model, prepared, dev, batch_size=batch_size, settings=settings):
         for item, raw in zip(batch, out, strict=True):

@@ -4,8 +4,9 @@ Runs inside a Dask worker: it opens the scene's file itself (nothing large
 travels over the network), reads only the tile's window plus halo through a
 ``WarpedVRT`` (reprojection to the city's UTM zone and resampling to the
 model's GSD in one step: average when coarsening reflectance, nearest for
-class bands), masks, and cuts what each network sees: the tile's whole window in one piece
-(the default) or the model card's overlapping chips.
+class bands), masks, and cuts what each network sees: the tile's whole window
+in one piece or the model card's overlapping chips (``preprocess.whole_window``
+chooses per detector).
 """
 
 from __future__ import annotations
