@@ -53,8 +53,9 @@ NET_MULTIPLE = 32  # the U-Net's total stride
 LEARNED_SIGMA_FLOOR_M = 1.5
 SHADOW_GAP_M = 2.4
 """Lit stretches a shadow ray crosses and goes on (a car or a tree crown standing in the shadow)."""
-MOSAIC_CHANNELS = (*BUILDING_CHANNELS, "brightness")
-"""What a building mosaic holds: the network's maps, then the input's mean reflectance (for roof shadows)."""
+MOSAIC_CHANNELS = (*BUILDING_CHANNELS, "brightness", "blueness")
+"""What a building mosaic holds: the network's maps, then the input's mean reflectance and its blue over
+near-infrared ratio (NaN without both bands): how dark a roof pixel is, and whether that darkness is a shadow's."""
 
 
 def input_multiple(model: LoadedModel) -> int:
@@ -100,29 +101,48 @@ def add_chips_to_mosaic(
                 folded = valid[: vh * s, : vw * s].reshape(vh, s, vw, s).sum(axis=(1, 3), dtype=np.uint16)
                 valid = 2 * folded > s * s
             maps = building_maps(raw[:, :h, :w])
-            bright = _brightness(item.chip, model.gsd_m, s)[:h, :w]
-            bh, bw = bright.shape
-            maps = np.concatenate([maps[:, :bh, :bw], bright[None]])
+            light = _roof_light(item.chip, model, s)[:, :h, :w]
+            bh, bw = light.shape[1:]
+            maps = np.concatenate([maps[:, :bh, :bw], light])
             mosaic.add(item.chip, maps, valid[:bh, :bw])
 
 
-def _brightness(chip: Chip, model_gsd_m: float, stride: int) -> np.ndarray:
-    """Mean reflectance over the chip's bands on the model's output grid."""
+def _roof_light(chip: Chip, model: LoadedModel, stride: int) -> np.ndarray:
+    """(2, h, w) on the model's output grid: mean reflectance over the chip's bands, and blue over near-infrared.
+
+    A shadow keeps only the diffuse skylight, which is bluer than the sun, so a
+    roof pixel in shadow has a higher blue/NIR ratio than the sunlit part of the
+    same roof, while the darker facet of a pitched roof keeps the ratio. The
+    ratio is NaN where the chip has no blue or no near-infrared band (a grey
+    image cannot tell the two apart).
+    """
+    bands = list(model.bands)
     counts = chip.pixels[:, : chip.window.height, : chip.window.width]
     if np.issubdtype(counts.dtype, np.integer):  # clip in counts, average, then scale: no float copy of every band
         top = int(REFLECTANCE_MAX / chip.dn_scale)
-        pixels = np.minimum(counts, top).mean(axis=0, dtype=np.float32) * np.float32(chip.dn_scale)
+        clipped = np.minimum(counts, top)
+        mean = clipped.mean(axis=0, dtype=np.float32) * np.float32(chip.dn_scale)
+        band = lambda i: clipped[i].astype(np.float32) * np.float32(chip.dn_scale)  # noqa: E731
     else:
-        pixels = chip.reflectance[:, : chip.window.height, : chip.window.width].mean(axis=0, dtype=np.float32)
-    scale = model_gsd_m / chip.gsd_m
+        reflectance = chip.reflectance[:, : chip.window.height, : chip.window.width]
+        mean = reflectance.mean(axis=0, dtype=np.float32)
+        band = lambda i: reflectance[i].astype(np.float32)  # noqa: E731
+    if "blue" in bands and "nir" in bands:
+        blue, nir = band(bands.index("blue")), band(bands.index("nir"))
+    else:
+        blue = nir = np.full_like(mean, np.nan)
+    light = np.stack([mean, blue, nir])
+    scale = model.gsd_m / chip.gsd_m
     if abs(scale - 1.0) > 1e-3:
-        size = (max(1, round(pixels.shape[0] / scale)), max(1, round(pixels.shape[1] / scale)))
-        pixels = resample(pixels[None], size)[0]
+        size = (max(1, round(light.shape[1] / scale)), max(1, round(light.shape[2] / scale)))
+        light = resample(light, size)
     if stride > 1:
-        h, w = -(-pixels.shape[0] // stride) * stride, -(-pixels.shape[1] // stride) * stride
-        padded = np.pad(pixels, ((0, h - pixels.shape[0]), (0, w - pixels.shape[1])), mode="edge")
-        pixels = padded.reshape(h // stride, stride, w // stride, stride).mean(axis=(1, 3))
-    return pixels
+        h, w = -(-light.shape[1] // stride) * stride, -(-light.shape[2] // stride) * stride
+        padded = np.pad(light, ((0, 0), (0, h - light.shape[1]), (0, w - light.shape[2])), mode="edge")
+        light = padded.reshape(3, h // stride, stride, w // stride, stride).mean(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blueness = light[1] / np.maximum(light[2], np.float32(1e-4))
+    return np.stack([light[0], blueness]).astype(np.float32)
 
 
 def buildings_from_mosaic(
@@ -147,12 +167,15 @@ def buildings_from_mosaic(
     ``learned_height_sigma_m``, ``learned_height_offsets_by_area`` ([upper area m², offset m] pairs: the
     learned head's bias on small footprints), ``shadow_gap_m`` (lit stretches a ray bridges),
     ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness``,
+    ``roof_shadow_min_blueness`` (how much bluer than its sunlit part, blue over NIR, a darker roof
+    pixel must be to count as shadow; unset: darkness alone), ``shade_neighbours`` (known buildings
+    whose shadow ends on a roof measure that roof),
     ``min_roof_run_px``, ``max_contradicting_rays``, ``shadow_max_incidence_deg`` (rays start on edges facing within it of the
     shadow) and ``shadow_sigma_floor_m`` (the card's ``postprocess`` block).
     """
     pp = dict(postprocess or {})
     maps = mosaic.mean()
-    extent, boundary, shadow, height, brightness = (maps[MOSAIC_CHANNELS.index(k)] for k in MOSAIC_CHANNELS)
+    extent, boundary, shadow, height, brightness, blueness = (maps[MOSAIC_CHANNELS.index(k)] for k in MOSAIC_CHANNELS)
     transform = mosaic.grid.transform
     pixel_m2 = abs(transform.a * transform.e - transform.b * transform.d)
     def instances(seed_m2: float) -> np.ndarray:
@@ -204,7 +227,8 @@ def buildings_from_mosaic(
             shadow_h = chained_shadow_heights(
                 fine,
                 shadow,
-                roof_darkness(brightness, fine),
+                roof_darkness(brightness, fine, blueness=blueness,
+                              min_blueness=pp.get("roof_shadow_min_blueness")),
                 transform,
                 sun_elevation_deg,
                 sun_azimuth_deg,
@@ -217,6 +241,7 @@ def buildings_from_mosaic(
                 max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
                 max_contradicting=float(pp.get("max_contradicting_rays", 3.0)),
                 max_incidence_deg=float(pp.get("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)),
+                shade_neighbours=bool(pp.get("shade_neighbours", False)),
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # the rays' own spread under-states a shadow height's error (edges, censoring): the card's

@@ -25,6 +25,7 @@ from rasterio import features
 from shapely.geometry.base import BaseGeometry
 
 from baseline.core.geo import shadow_offset_m
+from baseline.core.label_stats import label_median_and_spread
 from baseline.detect.frames import bearing_to_pixel, pixel_to_vector
 
 # rays start only on edges whose outward normal is within this of the shadow
@@ -410,11 +411,27 @@ def shadow_heights(
     return out
 
 
-def roof_darkness(brightness: np.ndarray, labels: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+def roof_darkness(
+    brightness: np.ndarray,
+    labels: np.ndarray,
+    quantile: float = 0.9,
+    *,
+    blueness: np.ndarray | None = None,
+    min_blueness: float | None = None,
+    sunlit: float = 0.8,
+) -> np.ndarray:
     """Each roof pixel's brightness relative to the sunlit part of its roof (1.0 off roofs).
 
     The sunlit level of a roof is a high ``quantile`` of its pixels, so a roof
     half in a neighbour's shadow still has its sunlit half as the reference.
+
+    With ``blueness`` (blue over near-infrared per pixel) and ``min_blueness``,
+    a darker pixel counts as shadow only where its blueness is at least
+    ``min_blueness`` times that of the roof's sunlit pixels (those at least
+    ``sunlit`` of the level): shadow keeps only the bluer skylight, while the
+    far facet of a pitched roof, or a darker patch of roofing, is darker in
+    every band alike. Such pixels get 1.0; so do roofs whose blueness is NaN
+    (no blue or NIR band: the test cannot be made and darkness alone decides).
     """
     out = np.ones(labels.shape, dtype=np.float32)
     n = int(labels.max())
@@ -432,7 +449,18 @@ def roof_darkness(brightness: np.ndarray, labels: np.ndarray, quantile: float = 
     level[1:][has] = val[pick[has]]
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = brightness[on] / level[labels[on]]
-    out[on] = np.where(np.isfinite(ratio), ratio, 1.0)
+    ratio = np.where(np.isfinite(ratio), ratio, 1.0).astype(np.float32)
+    if blueness is not None and min_blueness is not None:
+        blue_on = blueness[on]
+        lit = (ratio >= sunlit) & np.isfinite(blue_on)
+        reference = np.full(n + 1, np.nan, dtype=np.float32)
+        if lit.any():
+            reference[1:], _ = label_median_and_spread(blue_on[lit], labels[on][lit], n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = blue_on / reference[labels[on]]
+        neutral = np.isfinite(relative) & (relative < float(min_blueness))
+        ratio = np.where(neutral, np.float32(1.0), ratio)
+    out[on] = ratio
     return out
 
 
@@ -455,8 +483,9 @@ def chained_shadow_heights(
     max_gap_m: float = 0.0,
     max_contradicting: float = 3.0,
     max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG,
+    shade_neighbours: bool = False,
 ) -> dict[int, ShadowHeight]:
-    """``known`` with heights added for buildings whose shadow falls on a neighbour's roof.
+    """``known`` with heights added for buildings whose shadow falls on a neighbour's roof, or that a neighbour's falls on.
 
     A roof point of building A at height ``hA`` shades a neighbour B (height
     ``hB``) until the horizontal distance ``(hA - hB) / tan(elevation)`` from
@@ -476,6 +505,15 @@ def chained_shadow_heights(
     distance are roof fixtures' shadows or dark patches, not this building's
     shadow (such runs once made a 23 m building 78 m tall beside a 65 m one);
     the rays at the wall then give the upper bound.
+
+    With ``shade_neighbours`` the same rays also run the other way: a building
+    B with no height of its own gets ``hB = hA - run * tan(elevation)`` from
+    known buildings A whose shadow ends on B's roof (``run`` from A's wall to
+    where B's roof turns sunlit; at least ``min_rays`` such rays, and not
+    contradicted by as many rays of known casters whose shadow stops at B's
+    wall, which say B's roof is above the shadow there). A building in a dense
+    block whose own shadow only falls on other roofs is often shaded by a
+    measured neighbour.
     """
     out = dict(known)
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
@@ -484,8 +522,9 @@ def chained_shadow_heights(
     to_m = metres_per_px * math.tan(math.radians(sun_elevation_deg))
     rows, cols = trailing_edge_pixels(labels, drow, dcol, max_incidence_deg)
     own = labels[rows, cols]
-    unresolved = np.array([not (lab in out and np.isfinite(out[lab].height_m)) for lab in own], dtype=bool)
-    rows, cols, own = rows[unresolved], cols[unresolved], own[unresolved]
+    if not shade_neighbours:
+        unresolved = np.array([not (lab in out and np.isfinite(out[lab].height_m)) for lab in own], dtype=bool)
+        rows, cols, own = rows[unresolved], cols[unresolved], own[unresolved]
     if own.size == 0:
         return out
     meets = RayMeets.empty(own.size)
@@ -499,6 +538,7 @@ def chained_shadow_heights(
     at_wall = roof_run <= 1e-6
     # a shadow that covers only a pixel or so of roof is not told from a dark rim
     ambiguous = ~at_wall & (roof_run < min_roof_run_px)
+    on_roof = (meets.label > 0) & np.isfinite(run) & ~at_wall & ~ambiguous
     quant = 0.5 * to_m
     for _ in range(passes):
         height_of = np.full(int(labels.max()) + 1, np.nan)
@@ -509,9 +549,15 @@ def chained_shadow_heights(
         base = height_of[meets.label]
         usable = np.isfinite(base) & np.isfinite(run) & (meets.label > 0)
         estimate = base + run * to_m
+        # a known caster whose shadow ends on a roof measures that roof: hB = hA - run * tan(elevation)
+        caster = height_of[own]
+        shades = on_roof & np.isfinite(caster) if shade_neighbours else np.zeros(own.size, dtype=bool)
+        shaded_estimate = caster - run * to_m
+        lit_walls = (meets.label > 0) & np.isfinite(run) & at_wall & np.isfinite(caster)
+        candidates = np.union1d(own, meets.label[shades])
         added = 0
-        for lab in np.unique(own):
-            if lab in out and np.isfinite(out[lab].height_m):
+        for lab in candidates:
+            if np.isfinite(height_of[lab]):
                 continue
             mine = own == lab
             measured = mine & usable & ~at_wall & ~ambiguous
@@ -528,11 +574,29 @@ def chained_shadow_heights(
                     prior.lower_bound_m, prior.upper_bound_m,
                 )
                 added += 1
-            elif bounded.sum() >= min_rays:
+                continue
+            if bounded.sum() >= min_rays:
                 upper = float(np.median(estimate[bounded]))
-                out[int(lab)] = ShadowHeight(
+                prior = ShadowHeight(
                     prior.height_m, prior.sigma_m, prior.rays_used, prior.rays_total, prior.lower_bound_m, upper
                 )
+                out[int(lab)] = prior
+            shaded = shades & (meets.label == lab)
+            # a known caster whose shadow stops at this wall says this roof is at least as high as
+            # the shadow there: a measurement far under that is a dark patch on the roof, not a shadow
+            floor = lit_walls & (meets.label == lab)
+            if shaded.sum() >= min_rays:
+                values = shaded_estimate[shaded]
+                med = float(np.median(values))
+                contradicting = int((floor & (shaded_estimate > med + to_m)).sum())
+                if med > 0.0 and contradicting <= max_contradicting * shaded.sum():
+                    mad = float(np.median(np.abs(values - med))) * 1.4826
+                    chain = float(np.nanmedian(sigma_of[own[shaded]]))
+                    out[int(lab)] = ShadowHeight(
+                        med, float(np.sqrt(mad**2 + chain**2 + quant**2)), int(shaded.sum()), prior.rays_total,
+                        prior.lower_bound_m, prior.upper_bound_m,
+                    )
+                    added += 1
         if added == 0:
             break
     return out

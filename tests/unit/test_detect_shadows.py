@@ -121,6 +121,67 @@ def test_a_shadow_falling_on_a_lower_roof_measures_the_taller_building() -> None
     assert chained[2] == first[2]  # measured heights are kept
 
 
+def _shaded_low_roof(h_tall: float = 25.0, h_low: float = 10.0):
+    """The roof scene with the tall building's height known and the low one's own shadow unmeasured."""
+    from baseline.detect.shadows import ShadowHeight
+
+    labels, shadow, brightness = _roof_scene(h_tall, h_low, 5.0)
+    known = {1: ShadowHeight(h_tall, 0.3, 20, 20), 2: ShadowHeight(float("nan"), float("nan"), 0, 20)}
+    return labels, shadow, brightness, known
+
+
+def test_a_known_building_whose_shadow_ends_on_a_roof_measures_that_roof() -> None:
+    """hB = hA - (shadow run from A's wall to where B's roof turns sunlit) x tan(elevation)."""
+    labels, shadow, brightness, known = _shaded_low_roof()
+    darkness = roof_darkness(brightness, labels)
+    off = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, known)
+    assert math.isnan(off[2].height_m)  # the caster's direction only, as before
+    on = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, known, shade_neighbours=True)
+    assert on[2].height_m == pytest.approx(10.0, abs=0.6)
+    assert on[2].rays_used >= 10
+    assert on[2].sigma_m > known[1].sigma_m  # the caster's own uncertainty is carried
+    assert on[1] == known[1]
+
+
+def test_a_dark_patch_on_a_taller_roof_is_not_read_as_a_lower_roof() -> None:
+    """A's shadow stops at B's wall along most of it (B is taller); dark fixtures by the wall on a sixth of it
+    would, believed, put B under A: the rays that stop at the wall contradict them."""
+    labels, shadow, brightness = _roof_scene(8.0, 10.0, 5.0)
+    from baseline.detect.shadows import ShadowHeight
+
+    known = {1: ShadowHeight(8.0, 0.3, 20, 20), 2: ShadowHeight(float("nan"), float("nan"), 0, 20)}
+    patches = [box(x, 70.0, x + 1.2, 72.5) for x in (47.0, 55.0, 63.0)]
+    dark = features.rasterize([(p, 1) for p in patches], out_shape=SHAPE, transform=T).astype(bool) & (labels == 2)
+    brightness[dark] = 0.15
+    darkness = roof_darkness(brightness, labels)
+    believed = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, known, shade_neighbours=True,
+                                      max_contradicting=1e9)
+    assert believed[2].height_m < 8.0
+    chained = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, known, shade_neighbours=True)
+    assert math.isnan(chained[2].height_m)
+
+
+def test_roof_darkness_counts_only_bluer_darkness_as_shadow() -> None:
+    """Shadow keeps the skylight, bluer than the sun; a pitched roof's far facet is darker in every band alike."""
+    labels = _labels([box(40.0, 40.0, 80.0, 80.0), box(10.0, 10.0, 30.0, 30.0)])
+    brightness = np.full(SHAPE, 0.3, dtype=np.float32)
+    blueness = np.full(SHAPE, 0.8, dtype=np.float32)
+    rows, _ = np.indices(SHAPE)
+    half = np.zeros(SHAPE, dtype=bool)
+    for lab in (1, 2):  # the southern half of each roof
+        half |= (labels == lab) & (rows > rows[labels == lab].mean())
+    brightness[(labels > 0) & half] = 0.1  # the southern half of both roofs is darker
+    blueness[(labels == 1) & half] = 0.8 * 1.75  # on roof 1 because of a shadow, on roof 2 a facet
+    plain = roof_darkness(brightness, labels)
+    gated = roof_darkness(brightness, labels, blueness=blueness, min_blueness=1.3)
+    for lab in (1, 2):
+        assert plain[(labels == lab) & half].max() == pytest.approx(1 / 3, abs=0.01)
+    assert gated[(labels == 1) & half].max() == pytest.approx(1 / 3, abs=0.01)
+    assert gated[(labels == 2) & half].min() == 1.0
+    grey = roof_darkness(brightness, labels, blueness=np.full(SHAPE, np.nan, np.float32), min_blueness=1.3)
+    np.testing.assert_array_equal(grey, plain)  # no blue or NIR band: darkness alone decides
+
+
 def test_a_shadow_stopping_at_a_taller_wall_gives_only_an_upper_bound() -> None:
     labels, shadow, brightness = _roof_scene(8.0, 10.0, 5.0)
     first = shadow_heights(labels, shadow, T, 40.0, 180.0)
