@@ -119,22 +119,18 @@ def _roof_light(chip: Chip, model: LoadedModel, stride: int) -> np.ndarray:
     bands = list(model.bands)
     counts = chip.pixels[:, : chip.window.height, : chip.window.width]
     if np.issubdtype(counts.dtype, np.integer):  # clip in counts, average, then scale: no float copy of every band
-        top = int(REFLECTANCE_MAX / chip.dn_scale)
-        clipped = np.minimum(counts, top)
-        mean = clipped.mean(axis=0, dtype=np.float32) * np.float32(chip.dn_scale)
-        band = lambda i: clipped[i].astype(np.float32) * np.float32(chip.dn_scale)  # noqa: E731
+        pixels, scale = np.minimum(counts, int(REFLECTANCE_MAX / chip.dn_scale)), np.float32(chip.dn_scale)
     else:
-        reflectance = chip.reflectance[:, : chip.window.height, : chip.window.width]
-        mean = reflectance.mean(axis=0, dtype=np.float32)
-        band = lambda i: reflectance[i].astype(np.float32)  # noqa: E731
+        pixels, scale = chip.reflectance[:, : chip.window.height, : chip.window.width], np.float32(1.0)
+    mean = pixels.mean(axis=0, dtype=np.float32) * scale
     if "blue" in bands and "nir" in bands:
-        blue, nir = band(bands.index("blue")), band(bands.index("nir"))
+        blue, nir = (pixels[bands.index(b)].astype(np.float32) * scale for b in ("blue", "nir"))
     else:
         blue = nir = np.full_like(mean, np.nan)
     light = np.stack([mean, blue, nir])
-    scale = model.gsd_m / chip.gsd_m
-    if abs(scale - 1.0) > 1e-3:
-        size = (max(1, round(light.shape[1] / scale)), max(1, round(light.shape[2] / scale)))
+    resize = model.gsd_m / chip.gsd_m
+    if abs(resize - 1.0) > 1e-3:
+        size = (max(1, round(light.shape[1] / resize)), max(1, round(light.shape[2] / resize)))
         light = resample(light, size)
     if stride > 1:
         h, w = -(-light.shape[1] // stride) * stride, -(-light.shape[2] // stride) * stride
