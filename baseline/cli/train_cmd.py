@@ -143,17 +143,24 @@ def command() -> None:
                    "shipped model's data a 2,000-iteration fit with them measured no better (README).")
 @click.option("--rescore", is_flag=True,
               help="Keep the weights in --out: only re-tune post-processing on --data and re-score on --val.")
+@click.option("--keep-postprocess", is_flag=True,
+              help="With --rescore: keep the card's post-processing as it is (e.g. one setting changed by hand) "
+                   "and only re-score on --val.")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Start from this model folder's weights (fine-tuning, e.g. the shipped model on your own "
                    "labels); its architecture, GSD and normalisation are kept.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, rescore, init_from) -> None:
+              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, rescore, keep_postprocess,
+              init_from) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
+    from baseline.errors import InvalidValueError
     from baseline.train.buildings import BuildingTrainSettings, finalise_buildings, train_buildings
 
+    if keep_postprocess and not rescore:
+        raise InvalidValueError("--keep-postprocess", True, "only with --rescore (a new fit is always tuned)")
     with _output_folder(out, threads):
         if rescore:
-            _report(finalise_buildings(out, list(data), list(val) or None, device=device))
+            _report(finalise_buildings(out, list(data), list(val) or None, device=device, tune=not keep_postprocess))
             return
         s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
                                   space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment,

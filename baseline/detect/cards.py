@@ -108,7 +108,9 @@ def render_markdown(card: dict[str, Any]) -> str:
            "zeros where a scene has no sun angles)" if inp.get("sun_planes") else ""),
         f"- outputs: {', '.join(card.get('outputs', []))}",
         f"- weights: `model.safetensors` ({card.get('weights_dtype', 'float32')}), sha256 `{card.get('weights_sha256', '?')}`"
-        + (f"; the same weights as {card['weights_from']}, post-processing re-tuned" if card.get("weights_from") else ""),
+        + (f"; the same weights as {card['weights_from']}, post-processing "
+           + ("as set in the card, not re-tuned" if card.get("postprocess_kept") else "re-tuned")
+           if card.get("weights_from") else ""),
         "",
         "## Training",
     ]

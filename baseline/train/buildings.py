@@ -276,16 +276,20 @@ def _starting_model(s: BuildingTrainSettings) -> LoadedModel | None:
 
 
 def finalise_buildings(
-    out: Path, train: list[LabelledScene] | list[Path], val: list[Path] | None, *, device: str = "auto"
+    out: Path, train: list[LabelledScene] | list[Path], val: list[Path] | None, *, device: str = "auto",
+    tune: bool = True,
 ) -> dict[str, Any]:
     """Tune post-processing on training crops, score the held-out scenes, rewrite card and metrics.
 
     The weights in ``out`` are not changed, so this can be rerun on a trained
     model (``baseline train buildings --rescore``), also on weights copied into
     a new version's folder: the card then takes that folder's version and
-    names the one the weights came from (``weights_from``).
+    names the one the weights came from (``weights_from``). With ``tune``
+    False (``--keep-postprocess``) the card's post-processing is kept as it
+    is (say, one setting changed by hand) and only the held-out scores are
+    measured again; ``train`` is then not read.
     """
-    train_scenes = [sc if isinstance(sc, LabelledScene) else load_labelled_scene(sc) for sc in train]
+    train_scenes = [sc if isinstance(sc, LabelledScene) else load_labelled_scene(sc) for sc in train] if tune else []
     model = load_model_dir(out)
     card = dict(model.card)
     name, version = name_version(out)
@@ -293,15 +297,19 @@ def finalise_buildings(
         # weights copied into a new version's folder to be re-tuned: the card says whose they are
         card["weights_from"] = f"{card.get('name', name)} {card.get('version')}"
         card["name"], card["version"] = name, version
-    tuned, scores = tune_building_postprocess(model, [central_crop(sc) for sc in train_scenes[:2]], device=device)
-    offsets, record = learned_height_offsets(model, train_scenes, tuned, device=device)
-    tuned["learned_height_offsets_by_area"] = offsets
-    scores.update(record)
-    card["postprocess"] = tuned
-    card["postprocess_tuning"] = {
-        "scores": scores,
-        "on": [f"central 700 m of {sc.scene_id} (training)" for sc in train_scenes[:2]],
-    }
+    if tune:
+        tuned, scores = tune_building_postprocess(model, [central_crop(sc) for sc in train_scenes[:2]], device=device)
+        offsets, record = learned_height_offsets(model, train_scenes, tuned, device=device)
+        tuned["learned_height_offsets_by_area"] = offsets
+        scores.update(record)
+        card["postprocess"] = tuned
+        card["postprocess_tuning"] = {
+            "scores": scores,
+            "on": [f"central 700 m of {sc.scene_id} (training)" for sc in train_scenes[:2]],
+        }
+        card.pop("postprocess_kept", None)
+    else:
+        card["postprocess_kept"] = True  # the card says its post-processing was not tuned by this rescore
     model.card = card
     evaluation = None
     if val:

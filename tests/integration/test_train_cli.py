@@ -72,6 +72,18 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, extra: list[str], 
         copied = json.loads((copy / "card.json").read_text())
         assert copied["version"] == "0.0.2" and copied["weights_from"] == f"{kind}-toy 0.0.1"
         assert load_model(f"{kind}-toy", models_dir=tmp_path / "models").card["version"] == "0.0.2"
+        # one setting changed by hand, then only re-scored: the post-processing stays as the card says
+        code, _, stderr = _train(kind, ["--keep-postprocess", "--data", str(train), "--out", str(copy)], capsys)
+        assert code != 0 and "--rescore" in stderr  # a new fit is always tuned
+        edited = dict(copied, postprocess={**copied["postprocess"], "shade_neighbours": True, "min_seed_m2": 123.0})
+        (copy / "card.json").write_text(json.dumps(edited))
+        code, _, stderr = _train(kind, ["--rescore", "--keep-postprocess", "--data", str(train), "--val", str(val),
+                                        "--out", str(copy)], capsys)
+        assert code == 0, stderr[-2000:]
+        kept = json.loads((copy / "card.json").read_text())
+        assert kept["postprocess"] == edited["postprocess"] and kept["postprocess_kept"] is True
+        assert kept["postprocess_tuning"] == copied["postprocess_tuning"] and "tp" in kept["evaluation"]
+        assert "not re-tuned" in (copy / "MODEL_CARD.md").read_text()
         # fine-tuning: starts from 0.0.1's weights, keeps its architecture and normalisation
         tuned = out.parent / "0.0.3"
         code, _, stderr = _train(kind, ["--init-from", str(out), "--data", str(val), "--out", str(tuned),
