@@ -21,6 +21,17 @@ DATA=${DATA:-.cache/train}
 MINUTES=${MINUTES:-20}
 B_MINUTES=${B_MINUTES:-20}
 
+# copy_with_postprocess FROM TO KEY JSON_VALUE: a new version folder with FROM's weights and
+# card, one post-processing setting set (then --rescore re-tunes or only re-scores it)
+copy_with_postprocess() {
+  rm -rf "models/buildings-unet/$2" && cp -r "models/buildings-unet/$1" "models/buildings-unet/$2"
+  "$PY" -c 'import json, sys
+path, key, value = sys.argv[1:]
+card = json.load(open(path))
+card["postprocess"][key] = json.loads(value)
+json.dump(card, open(path, "w"), indent=2)' "models/buildings-unet/$2/card.json" "$3" "$4"
+}
+
 render() {  # seed, sun elevation, sun azimuth
   if [ ! -f "$DATA/s$1/vhr.json" ]; then
     nice -n 5 "$BASELINE" synth --city helsinki --out "$DATA/s$1" --seed "$1" --sun-elevation "$2" --sun-azimuth "$3"
@@ -53,27 +64,13 @@ nice -n 5 "$BASELINE" -v train buildings --rescore --data "${TRAIN[@]}" --val "$
 # 1.1.2: the same weights; a darker part of a roof counts as a neighbour's shadow only
 # where it is also bluer than the roof's sunlit part (skylight), and the rest of the post-processing
 # re-tuned with that on; deterministic.
-rm -rf models/buildings-unet/1.1.2 && cp -r models/buildings-unet/1.1.1 models/buildings-unet/1.1.2
-"$PY" - <<'PYEOF'
-import json
-path = "models/buildings-unet/1.1.2/card.json"
-card = json.load(open(path))
-card["postprocess"]["roof_shadow_min_blueness"] = 1.3
-json.dump(card, open(path, "w"), indent=2)
-PYEOF
+copy_with_postprocess 1.1.1 1.1.2 roof_shadow_min_blueness 1.3
 nice -n 5 "$BASELINE" -v train buildings --rescore --data "${TRAIN[@]}" --val "${VAL[@]}" \
   --out models/buildings-unet/1.1.2 --threads 2
 # 1.1.3 (the default): 1.1.2 with shade_neighbours on (a measured building whose shadow ends on a
 # neighbour's roof measures that roof), its other settings kept (not re-tuned: re-tuned with it on,
 # the finer height split it chose made a 24.9 m building 0.5 m tall on a Helsinki 3D scene); re-scored.
-rm -rf models/buildings-unet/1.1.3 && cp -r models/buildings-unet/1.1.2 models/buildings-unet/1.1.3
-"$PY" - <<'PYEOF'
-import json
-path = "models/buildings-unet/1.1.3/card.json"
-card = json.load(open(path))
-card["postprocess"]["shade_neighbours"] = True
-json.dump(card, open(path, "w"), indent=2)
-PYEOF
+copy_with_postprocess 1.1.2 1.1.3 shade_neighbours true
 nice -n 5 "$BASELINE" -v train buildings --rescore --keep-postprocess --data "${TRAIN[@]}" --val "${VAL[@]}" \
   --out models/buildings-unet/1.1.3 --threads 2
 # 1.0.0, kept for comparison (pin it with `detect: {buildings_version: "1.0.0"}` in a run config):
