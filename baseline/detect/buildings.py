@@ -42,6 +42,7 @@ from baseline.detect.shadows import (
     ShadowHeight,
     chained_shadow_heights,
     roof_darkness,
+    shaded_roofs,
     shadow_heights,
 )
 from baseline.detect.sun_planes import shadow_vector
@@ -165,7 +166,9 @@ def buildings_from_mosaic(
     ``roof_shadows`` (carry rays over neighbouring roofs), ``roof_shadow_darkness``,
     ``roof_shadow_min_blueness`` (how much bluer than its sunlit part, blue over NIR, a darker roof
     pixel must be to count as shadow; unset: darkness alone), ``shade_neighbours`` (known buildings
-    whose shadow ends on a roof measure that roof),
+    whose shadow ends on a roof measure that roof), ``shaded_roof_blueness`` and ``shaded_roof_brightness``
+    (a roof at least that much bluer and at most that bright, against the scene's typical roof, is wholly
+    in a neighbour's shadow: rays cross it; unset: no roof is),
     ``min_roof_run_px``, ``max_contradicting_rays``, ``shadow_max_incidence_deg`` (rays start on edges facing within it of the
     shadow) and ``shadow_sigma_floor_m`` (the card's ``postprocess`` block).
     """
@@ -204,6 +207,11 @@ def buildings_from_mosaic(
     fine = labels if height_seed_m2 >= seed_m2 else instances(height_seed_m2)
     parts = _parts_by_size(labels, fine)
     if sun_elevation_deg is not None and sun_azimuth_deg is not None:
+        # roofs wholly in a taller neighbour's shadow: rays cross them, and they measure nothing
+        shaded = None
+        if pp.get("shaded_roof_blueness") is not None:
+            shaded = shaded_roofs(brightness, blueness, fine, min_blueness=float(pp["shaded_roof_blueness"]),
+                                  max_brightness=float(pp.get("shaded_roof_brightness", 0.7)))
         shadow_h = shadow_heights(
             fine,
             shadow,
@@ -217,6 +225,7 @@ def buildings_from_mosaic(
             lower_quantile=float(pp.get("lower_bound_quantile", 0.5)),
             max_gap_m=float(pp.get("shadow_gap_m", SHADOW_GAP_M)),
             max_incidence_deg=float(pp.get("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)),
+            shaded=shaded,
         )
         if bool(pp.get("roof_shadows", True)):
             # buildings whose shadow falls on a neighbour: carry the rays over its roof
@@ -238,6 +247,7 @@ def buildings_from_mosaic(
                 max_contradicting=float(pp.get("max_contradicting_rays", 3.0)),
                 max_incidence_deg=float(pp.get("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)),
                 shade_neighbours=bool(pp.get("shade_neighbours", False)),
+                shaded=shaded,
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # the rays' own spread under-states a shadow height's error (edges, censoring): the card's

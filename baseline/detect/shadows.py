@@ -11,6 +11,8 @@ runs on the ground. A ray that meets another building, leaves the image or
 leaves the valid area before its shadow ends is *censored* (its true length is
 unknown) and not used. The height is ``median(length) * tan(elevation)`` over
 the uncensored rays, and the spread of the ray estimates gives its sigma.
+A roof wholly in a taller neighbour's shadow (:func:`shaded_roofs`) does not
+censor the rays that reach it: they cross it as shadowed ground.
 """
 
 from __future__ import annotations
@@ -248,6 +250,7 @@ def ray_shadow_lengths(
     bounds: np.ndarray | None = None,
     meets: RayMeets | None = None,
     max_gap_px: float = 0.0,
+    shaded: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shadow run length in pixels along (drow, dcol) from each start pixel; NaN where censored.
 
@@ -264,6 +267,12 @@ def ray_shadow_lengths(
     ``meets`` receives, for each ray that met another building while still in
     shadow, that building's label and where the ray left its own building and
     met the other; :func:`roof_shadow_runs` carries such rays on over the roof.
+
+    ``shaded`` (a boolean per label, index 0 unused; see :func:`shaded_roofs`)
+    marks roofs wholly in another building's shadow: a ray crosses them as
+    shadowed ground instead of being censored there. The caster's shadow
+    plane is above such a roof everywhere, so the shadow goes on beyond it and
+    ends on the ground where the caster's own height puts it.
     """
     h, w = labels.shape
     n = len(rows)
@@ -308,13 +317,16 @@ def ray_shadow_lengths(
         cc2 = np.clip(cc, 0, w - 1)
         p[inside] = _bilinear(shadow, rc[inside], cc2[inside])
         on_ground = ~still_own
-        censored = on_ground & ((lab != 0) | ~ok)
+        blocking = lab != 0
+        if shaded is not None:
+            blocking &= ~((lab > 0) & shaded[np.maximum(lab, 0)])
+        censored = on_ground & (blocking | ~ok)
         in_gap = np.isfinite(gap_from[idx])
         if bounds is not None:
-            hit = censored & ok & (lab != 0) & ~exiting & ~in_gap
+            hit = censored & ok & blocking & ~exiting & ~in_gap
             bounds[idx[hit]] = t - step_px / 2.0 - t_exit[idx[hit]]
         if meets is not None:
-            hit = censored & ok & (lab > 0) & ~in_gap
+            hit = censored & ok & blocking & (lab > 0) & ~in_gap
             meets.label[idx[hit]] = lab[hit]
             meets.t_met[idx[hit]] = t
             meets.t_exit[idx[hit]] = t_exit[idx[hit]]
@@ -359,6 +371,7 @@ def shadow_heights(
     lower_quantile: float = 0.5,
     max_gap_m: float = 0.0,
     max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG,
+    shaded: np.ndarray | None = None,
 ) -> dict[int, ShadowHeight]:
     """Per-label heights from the shadow map (probabilities) on the label grid.
 
@@ -369,6 +382,11 @@ def shadow_heights(
     keeping only uncensored rays (long shadows are the ones that meet things).
     Rays start only on edges facing within ``max_incidence_deg`` of the shadow
     direction (see :func:`trailing_edge_pixels`).
+
+    With ``shaded`` (see :func:`shaded_roofs`), rays cross roofs wholly in
+    another building's shadow, and such a building's own rays give only an
+    upper bound (``upper_bound_m``): its shadow lies inside the one that
+    covers it, so where that shadow ends is the taller caster's doing.
     """
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
     east, north = pixel_to_vector(transform, drow, dcol)
@@ -379,7 +397,7 @@ def shadow_heights(
     bounds = np.full(len(rows), np.nan)
     lengths = ray_shadow_lengths(
         labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold, max_px=max_px, bounds=bounds,
-        max_gap_px=max_gap_m / metres_per_px,
+        max_gap_px=max_gap_m / metres_per_px, shaded=shaded,
     )
     heights = lengths * metres_per_px * tan_e
     lower = bounds * metres_per_px * tan_e
@@ -398,7 +416,11 @@ def shadow_heights(
         good = group_h[np.isfinite(group_h)]
         lb = group_lb[np.isfinite(group_lb)]
         lower_m = float(np.quantile(lb, lower_quantile)) if lb.size >= min_rays else float("nan")
-        if good.size >= min_rays:
+        if good.size >= min_rays and shaded is not None and shaded[group_lab[0]]:
+            out[int(group_lab[0])] = ShadowHeight(
+                float("nan"), float("nan"), 0, int(group_h.size), lower_m, float(np.quantile(good, quantile))
+            )
+        elif good.size >= min_rays:
             med = float(np.quantile(good, quantile))
             mad = float(np.median(np.abs(good - med))) * 1.4826
             out[int(group_lab[0])] = ShadowHeight(
@@ -408,6 +430,62 @@ def shadow_heights(
             out[int(group_lab[0])] = ShadowHeight(
                 float("nan"), float("nan"), int(good.size), int(group_h.size), lower_m
             )
+    return out
+
+
+def _unshaded_starts(
+    labels: np.ndarray, rows: np.ndarray, cols: np.ndarray, shaded: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ray start pixels that are not on a roof marked in ``shaded``."""
+    if shaded is None or rows.size == 0:
+        return rows, cols
+    keep = ~shaded[labels[rows, cols]]
+    return rows[keep], cols[keep]
+
+
+def shaded_roofs(
+    brightness: np.ndarray,
+    blueness: np.ndarray,
+    labels: np.ndarray,
+    *,
+    min_blueness: float,
+    max_brightness: float,
+    quantile: float = 0.9,
+) -> np.ndarray:
+    """Per label (index 0 unused, False): is the whole roof in another building's shadow?
+
+    A roof wholly shaded has no sunlit part, so :func:`roof_darkness` (which
+    compares a roof with its own sunlit part) sees nothing there and a tall
+    neighbour's rays read as stopping at its wall. Such a roof keeps only the
+    bluer skylight and is dark: its median blueness (blue over near-infrared)
+    is at least ``min_blueness`` times the scene's typical roof (the median
+    over roofs of each roof's median) and its sunlit level (the ``quantile``
+    of its brightness) at most ``max_brightness`` times the scene's typical
+    roof level. Both are relative to the scene, so the test does not depend
+    on a sensor's calibration. Where the image has no blue or near-infrared
+    band (blueness NaN) nothing is marked.
+    """
+    n = int(labels.max())
+    out = np.zeros(n + 1, dtype=bool)
+    if n == 0:
+        return out
+    on = labels > 0
+    blue_median, _ = label_median_and_spread(blueness, labels, n)
+    lab, val = labels[on], brightness[on]
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
+    ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
+    level = np.full(n, np.nan)
+    has = ends > starts
+    level[has] = val[starts[has] + np.floor((ends[has] - starts[has] - 1) * quantile).astype(np.int64)]
+    usable = np.isfinite(blue_median) & np.isfinite(level)
+    if not usable.any():
+        return out
+    typical_blue = float(np.median(blue_median[usable]))
+    typical_level = float(np.median(level[usable]))
+    with np.errstate(invalid="ignore"):
+        out[1:] = usable & (blue_median >= min_blueness * typical_blue) & (level <= max_brightness * typical_level)
     return out
 
 
@@ -484,6 +562,7 @@ def chained_shadow_heights(
     max_contradicting: float = 3.0,
     max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG,
     shade_neighbours: bool = False,
+    shaded: np.ndarray | None = None,
 ) -> dict[int, ShadowHeight]:
     """``known`` with heights added for buildings whose shadow falls on a neighbour's roof, or that a neighbour's falls on.
 
@@ -514,13 +593,16 @@ def chained_shadow_heights(
     wall, which say B's roof is above the shadow there). A building in a dense
     block whose own shadow only falls on other roofs is often shaded by a
     measured neighbour.
+
+    ``shaded`` is as in :func:`shadow_heights`: rays cross such roofs, and
+    they cast no rays of their own.
     """
     out = dict(known)
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
     east, north = pixel_to_vector(transform, drow, dcol)
     metres_per_px = float(math.hypot(east, north))
     to_m = metres_per_px * math.tan(math.radians(sun_elevation_deg))
-    rows, cols = trailing_edge_pixels(labels, drow, dcol, max_incidence_deg)
+    rows, cols = _unshaded_starts(labels, *trailing_edge_pixels(labels, drow, dcol, max_incidence_deg), shaded)
     own = labels[rows, cols]
     if not shade_neighbours:
         unresolved = np.array([not (lab in out and np.isfinite(out[lab].height_m)) for lab in own], dtype=bool)
@@ -530,7 +612,7 @@ def chained_shadow_heights(
     meets = RayMeets.empty(own.size)
     ray_shadow_lengths(
         labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold,
-        max_px=max_height_m / to_m, meets=meets, max_gap_px=max_gap_m / metres_per_px,
+        max_px=max_height_m / to_m, meets=meets, max_gap_px=max_gap_m / metres_per_px, shaded=shaded,
     )
     run = roof_shadow_runs(labels, darkness, rows, cols, meets, drow, dcol, threshold=darkness_threshold)
     ground = np.maximum(meets.t_met - 0.25 - meets.t_exit, 0.0)
@@ -576,24 +658,24 @@ def chained_shadow_heights(
                 added += 1
                 continue
             if bounded.sum() >= min_rays:
-                upper = float(np.median(estimate[bounded]))
+                upper = float(np.nanmin([np.median(estimate[bounded]), prior.upper_bound_m]))
                 prior = ShadowHeight(
                     prior.height_m, prior.sigma_m, prior.rays_used, prior.rays_total, prior.lower_bound_m, upper
                 )
                 out[int(lab)] = prior
-            shaded = shades & (meets.label == lab)
+            shaded_rays = shades & (meets.label == lab)
             # a known caster whose shadow stops at this wall says this roof is at least as high as
             # the shadow there: a measurement far under that is a dark patch on the roof, not a shadow
             floor = lit_walls & (meets.label == lab)
-            if shaded.sum() >= min_rays:
-                values = shaded_estimate[shaded]
+            if shaded_rays.sum() >= min_rays:
+                values = shaded_estimate[shaded_rays]
                 med = float(np.median(values))
                 contradicting = int((floor & (shaded_estimate > med + to_m)).sum())
-                if med > 0.0 and contradicting <= max_contradicting * shaded.sum():
+                if med > 0.0 and contradicting <= max_contradicting * shaded_rays.sum():
                     mad = float(np.median(np.abs(values - med))) * 1.4826
-                    chain = float(np.nanmedian(sigma_of[own[shaded]]))
+                    chain = float(np.nanmedian(sigma_of[own[shaded_rays]]))
                     out[int(lab)] = ShadowHeight(
-                        med, float(np.sqrt(mad**2 + chain**2 + quant**2)), int(shaded.sum()), prior.rays_total,
+                        med, float(np.sqrt(mad**2 + chain**2 + quant**2)), int(shaded_rays.sum()), prior.rays_total,
                         prior.lower_bound_m, prior.upper_bound_m,
                     )
                     added += 1

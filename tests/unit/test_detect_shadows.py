@@ -19,6 +19,7 @@ from baseline.detect.shadows import (
     ground_shadow,
     rasterize_ground_shadow,
     roof_darkness,
+    shaded_roofs,
     shadow_heights,
     trailing_edge_pixels,
 )
@@ -244,3 +245,41 @@ def test_rays_start_only_on_walls_that_face_the_shadow() -> None:
     assert distance_to_end_wall(*every).max() > 30.0
     assert distance_to_end_wall(*facing).max() < 1.0
     assert len(facing[0]) >= 12.0 / GSD * 0.8  # the whole end wall still starts rays
+
+
+def _blocks(n: int = 4) -> np.ndarray:
+    """``n`` separate 30 x 30 px roofs in a row."""
+    labels = np.zeros((60, 40 * n), dtype=np.int32)
+    for i in range(n):
+        labels[15:45, 40 * i + 5 : 40 * i + 35] = i + 1
+    return labels
+
+
+def test_shaded_roofs_marks_only_roofs_both_darker_and_bluer_than_the_scene() -> None:
+    labels = _blocks(5)
+    brightness = np.full(labels.shape, 0.2, dtype=np.float32)
+    blueness = np.full(labels.shape, 0.7, dtype=np.float32)
+    brightness[labels == 2], blueness[labels == 2] = 0.06, 1.2  # wholly in shadow: dark, skylight-blue
+    brightness[labels == 3] = 0.06  # a dark roofing, no bluer
+    blueness[labels == 4] = 1.2  # a bluish roofing in full sun
+    shaded = shaded_roofs(brightness, blueness, labels, min_blueness=1.4, max_brightness=0.7)
+    assert shaded.tolist() == [False, False, True, False, False, False]
+    none = shaded_roofs(brightness, np.full(labels.shape, np.nan, dtype=np.float32), labels,
+                        min_blueness=1.4, max_brightness=0.7)
+    assert not none.any()  # no blue or near-infrared band: nothing can be told
+
+
+def test_a_shadow_crossing_a_wholly_shaded_roof_measures_its_caster_on_the_ground_beyond() -> None:
+    # a 30 m building 5 m south of an 8 m deep, 3 m high one: under a 40 degree sun its
+    # 35.75 m shadow covers the low roof (the shadow is still 19 m up at its far edge)
+    tall, low = box(45.0, 45.0, 70.0, 65.0), box(40.0, 70.0, 75.0, 78.0)
+    labels = _labels([tall, low])
+    shadow = rasterize_ground_shadow([tall, low], np.array([30.0, 3.0]), 40.0, 180.0, T, SHAPE).astype(np.float32)
+    censored = shadow_heights(labels, shadow, T, 40.0, 180.0)
+    assert math.isnan(censored[1].height_m)  # every ray meets the low building
+    shaded = np.array([False, False, True])
+    crossed = shadow_heights(labels, shadow, T, 40.0, 180.0, shaded=shaded)
+    assert crossed[1].height_m == pytest.approx(30.0, abs=1.0)
+    # the low building's own rays end where the tall one's shadow does: only an upper bound
+    assert math.isnan(crossed[2].height_m)
+    assert crossed[2].upper_bound_m == pytest.approx(19.1, abs=1.0)
