@@ -27,7 +27,7 @@ from rasterio import features
 from shapely.geometry.base import BaseGeometry
 
 from baseline.core.geo import shadow_offset_m
-from baseline.core.label_stats import label_median_and_spread
+from baseline.core.label_stats import label_median, label_quantile
 from baseline.detect.frames import bearing_to_pixel, pixel_to_vector
 
 # rays start only on edges whose outward normal is within this of the shadow
@@ -469,16 +469,8 @@ def shaded_roofs(
     out = np.zeros(n + 1, dtype=bool)
     if n == 0:
         return out
-    on = labels > 0
-    blue_median, _ = label_median_and_spread(blueness, labels, n)
-    lab, val = labels[on], brightness[on]
-    order = np.lexsort((val, lab))
-    lab, val = lab[order], val[order]
-    starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
-    ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
-    level = np.full(n, np.nan)
-    has = ends > starts
-    level[has] = val[starts[has] + np.floor((ends[has] - starts[has] - 1) * quantile).astype(np.int64)]
+    blue_median = label_median(blueness, labels, n)
+    level = label_quantile(brightness, labels, n, quantile)
     usable = np.isfinite(blue_median) & np.isfinite(level)
     if not usable.any():
         return out
@@ -516,15 +508,8 @@ def roof_darkness(
     if n == 0:
         return out
     on = labels > 0
-    lab, val = labels[on], brightness[on]
-    order = np.lexsort((val, lab))
-    lab, val = lab[order], val[order]
-    starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
-    ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
     level = np.full(n + 1, np.nan, dtype=np.float32)
-    has = ends > starts
-    pick = starts + np.floor((ends - starts - 1) * quantile).astype(np.int64)
-    level[1:][has] = val[pick[has]]
+    level[1:] = label_quantile(brightness, labels, n, quantile)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = brightness[on] / level[labels[on]]
     ratio = np.where(np.isfinite(ratio), ratio, 1.0).astype(np.float32)
@@ -533,7 +518,7 @@ def roof_darkness(
         lit = (ratio >= sunlit) & np.isfinite(blue_on)
         reference = np.full(n + 1, np.nan, dtype=np.float32)
         if lit.any():
-            reference[1:], _ = label_median_and_spread(blue_on[lit], labels[on][lit], n)
+            reference[1:] = label_median(blue_on[lit], labels[on][lit], n)
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = blue_on / reference[labels[on]]
         neutral = np.isfinite(relative) & (relative < float(min_blueness))
