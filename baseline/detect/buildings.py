@@ -248,6 +248,7 @@ def buildings_from_mosaic(
                 max_incidence_deg=float(pp.get("shadow_max_incidence_deg", MAX_RAY_INCIDENCE_DEG)),
                 shade_neighbours=bool(pp.get("shade_neighbours", False)),
                 shaded=shaded,
+                through_roofs=bool(pp.get("shadow_through_roofs", False)),
             )
     learned_floor = float(pp.get("learned_height_sigma_m", LEARNED_SIGMA_FLOOR_M))
     # the rays' own spread under-states a shadow height's error (edges, censoring): the card's

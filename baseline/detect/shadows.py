@@ -196,6 +196,7 @@ def roof_shadow_runs(
     *,
     threshold: float,
     step_px: float = 0.5,
+    left_dark: np.ndarray | None = None,
 ) -> np.ndarray:
     """Horizontal distance (pixels, from the caster's edge) to where each ray's shadow ends on the roof it met.
 
@@ -205,7 +206,8 @@ def roof_shadow_runs(
     dark: where it turns bright on B the shadow ends there (a measurement); a
     ray whose first roof sample is already bright ends at B's wall (the caster
     is no taller than B plus the ground run: an upper bound); a ray that leaves
-    B still in shadow is censored (NaN).
+    B still in shadow is censored (NaN); ``left_dark`` (an array like the
+    result), when given, receives for such a ray the first sample off B.
     """
     n = len(rows)
     out = np.full(n, np.nan)
@@ -217,7 +219,7 @@ def roof_shadow_runs(
     t = meets.t_met[idx].copy()
     wall = t - step_px / 2.0
     r0, c0 = rows[idx].astype(float), cols[idx].astype(float)
-    for _ in range(int(math.hypot(h, w) / step_px) + 2):
+    for step in range(int(math.hypot(h, w) / step_px) + 2):
         if idx.size == 0:
             break
         ir = np.rint(r0 + t * drow).astype(np.int64)
@@ -230,6 +232,8 @@ def roof_shadow_runs(
         on_roof = lab == target
         lit = on_roof & ~dark
         out[idx[lit]] = np.maximum(t[lit] - step_px / 2.0, wall[lit]) - meets.t_exit[idx[lit]]
+        if left_dark is not None and step > 0:
+            left_dark[idx[~on_roof]] = t[~on_roof]
         keep = on_roof & dark
         idx, target, t, wall, r0, c0 = idx[keep], target[keep], t[keep] + step_px, wall[keep], r0[keep], c0[keep]
     return out
@@ -527,6 +531,70 @@ def roof_darkness(
     return out
 
 
+def _add_through_roof_heights(
+    out: dict[int, ShadowHeight],
+    labels: np.ndarray,
+    shadow: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    own: np.ndarray,
+    meets: RayMeets,
+    left_dark: np.ndarray,
+    drow: float,
+    dcol: float,
+    to_m: float,
+    *,
+    valid: np.ndarray | None,
+    threshold: float,
+    max_px: float,
+    max_gap_px: float,
+    shaded: np.ndarray | None,
+    min_rays: int,
+) -> None:
+    """Heights, into ``out``, of buildings whose rays crossed a roof in shadow and came down on shadowed ground.
+
+    Each such ray is traced on from its last sample on the roof it crossed
+    (:func:`ray_shadow_lengths`, that roof as its own building); the whole run
+    from the caster's edge to where the ground shadow ends gives the height.
+    Only buildings without a finite height are given one.
+    """
+    h, w = labels.shape
+    step = 0.5
+    cand = np.flatnonzero(np.isfinite(left_dark))
+    if cand.size == 0:
+        return
+    t_in = left_dark[cand] - step
+    sr = np.rint(rows[cand] + t_in * drow).astype(np.int64)
+    sc = np.rint(cols[cand] + t_in * dcol).astype(np.int64)
+    ok = (sr >= 0) & (sr < h) & (sc >= 0) & (sc < w)
+    ok[ok] &= labels[sr[ok], sc[ok]] == meets.label[cand[ok]]
+    cand, sr, sc = cand[ok], sr[ok], sc[ok]
+    if cand.size == 0:
+        return
+    beyond = ray_shadow_lengths(labels, shadow, sr, sc, drow, dcol, valid=valid, threshold=threshold,
+                                max_px=max_px, max_gap_px=max_gap_px, shaded=shaded)
+    # the shadow beyond B must outrun B's own (which ends hB / tan(elevation) past its far edge), else
+    # its end may be B's: B's height must be known, and the run beyond it longer by a pixel
+    crossed = np.array([out[int(b)].height_m if int(b) in out else np.nan for b in meets.label[cand]])
+    beyond = np.where(beyond * to_m > crossed + to_m, beyond, np.nan)
+    total = (left_dark[cand] - meets.t_exit[cand] + beyond) * to_m
+    good = np.isfinite(total)
+    quant = 0.5 * to_m
+    for lab in np.unique(own[cand[good]]):
+        prior = out.get(int(lab))
+        if prior is not None and np.isfinite(prior.height_m):
+            continue
+        values = total[good & (own[cand] == lab)]
+        if values.size < min_rays:
+            continue
+        med = float(np.median(values))
+        mad = float(np.median(np.abs(values - med))) * 1.4826
+        total_rays = prior.rays_total if prior is not None else int((own == lab).sum())
+        lower = prior.lower_bound_m if prior is not None else float("nan")
+        upper = prior.upper_bound_m if prior is not None else float("nan")
+        out[int(lab)] = ShadowHeight(med, float(math.hypot(mad, quant)), int(values.size), total_rays, lower, upper)
+
+
 def chained_shadow_heights(
     labels: np.ndarray,
     shadow: np.ndarray,
@@ -548,6 +616,7 @@ def chained_shadow_heights(
     max_incidence_deg: float = MAX_RAY_INCIDENCE_DEG,
     shade_neighbours: bool = False,
     shaded: np.ndarray | None = None,
+    through_roofs: bool = False,
 ) -> dict[int, ShadowHeight]:
     """``known`` with heights added for buildings whose shadow falls on a neighbour's roof, or that a neighbour's falls on.
 
@@ -581,6 +650,12 @@ def chained_shadow_heights(
 
     ``shaded`` is as in :func:`shadow_heights`: rays cross such roofs, and
     they cast no rays of their own.
+
+    With ``through_roofs``, a ray that crosses B's roof in shadow all the way
+    and comes down on the ground beyond it still in shadow is traced on: A's
+    shadow plane was above B's roof along the whole ray, so the shadow ends on
+    the ground where A's own height puts it, and that end measures A without
+    B's height (at least ``min_rays`` such rays, for buildings with no height yet).
     """
     out = dict(known)
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
@@ -599,7 +674,9 @@ def chained_shadow_heights(
         labels, shadow, rows, cols, drow, dcol, valid=valid, threshold=threshold,
         max_px=max_height_m / to_m, meets=meets, max_gap_px=max_gap_m / metres_per_px, shaded=shaded,
     )
-    run = roof_shadow_runs(labels, darkness, rows, cols, meets, drow, dcol, threshold=darkness_threshold)
+    left_dark = np.full(own.size, np.nan)
+    run = roof_shadow_runs(labels, darkness, rows, cols, meets, drow, dcol, threshold=darkness_threshold,
+                           left_dark=left_dark)
     ground = np.maximum(meets.t_met - 0.25 - meets.t_exit, 0.0)
     roof_run = run - ground
     at_wall = roof_run <= 1e-6
@@ -666,4 +743,10 @@ def chained_shadow_heights(
                     added += 1
         if added == 0:
             break
+    if through_roofs:
+        _add_through_roof_heights(
+            out, labels, shadow, rows, cols, own, meets, left_dark, drow, dcol, to_m,
+            valid=valid, threshold=threshold, max_px=max_height_m / to_m, max_gap_px=max_gap_m / metres_per_px,
+            shaded=shaded, min_rays=min_rays,
+        )
     return out

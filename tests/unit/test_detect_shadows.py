@@ -283,3 +283,25 @@ def test_a_shadow_crossing_a_wholly_shaded_roof_measures_its_caster_on_the_groun
     # the low building's own rays end where the tall one's shadow does: only an upper bound
     assert math.isnan(crossed[2].height_m)
     assert crossed[2].upper_bound_m == pytest.approx(19.1, abs=1.0)
+
+
+def test_a_shadow_crossing_a_lower_roof_and_landing_beyond_it_measures_its_caster() -> None:
+    # a 30 m building 5 m south of a wider, 8 m deep, 3 m high one (40 degree sun from the south):
+    # its shadow darkens a strip across the low roof and lands on the ground beyond, ending 35.75 m out
+    tall, low = box(45.0, 45.0, 70.0, 65.0), box(25.0, 70.0, 90.0, 78.0)
+    labels = _labels([tall, low])
+    heights = np.array([30.0, 3.0])
+    shadow = rasterize_ground_shadow([tall, low], heights, 40.0, 180.0, T, SHAPE).astype(np.float32)
+    brightness = np.full(SHAPE, 0.5, dtype=np.float32)
+    brightness[shadow > 0] = 0.15
+    strip = features.rasterize([(box(45.0, 70.0, 70.0, 78.0), 1)], out_shape=SHAPE, transform=T).astype(bool)
+    brightness[strip] = 0.15  # the tall one's shadow on the low roof
+    first = shadow_heights(labels, shadow, T, 40.0, 180.0)
+    assert math.isnan(first[1].height_m)  # every ground ray meets the low building
+    assert first[2].height_m == pytest.approx(3.0, abs=0.6)  # the low roof's sunlit ends measure it
+    darkness = roof_darkness(brightness, labels)
+    without = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, first)
+    assert math.isnan(without[1].height_m)  # the roof never turns sunlit under the rays
+    crossed = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, first, through_roofs=True)
+    assert crossed[1].height_m == pytest.approx(30.0, abs=1.0)
+    assert crossed[2] == first[2]
