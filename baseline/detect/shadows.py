@@ -535,6 +535,7 @@ def _add_through_roof_heights(
     out: dict[int, ShadowHeight],
     labels: np.ndarray,
     shadow: np.ndarray,
+    darkness: np.ndarray,
     rows: np.ndarray,
     cols: np.ndarray,
     own: np.ndarray,
@@ -546,45 +547,68 @@ def _add_through_roof_heights(
     *,
     valid: np.ndarray | None,
     threshold: float,
+    darkness_threshold: float,
     max_px: float,
     max_gap_px: float,
     shaded: np.ndarray | None,
     min_rays: int,
+    max_roofs: int = 3,
 ) -> None:
-    """Heights, into ``out``, of buildings whose rays crossed a roof in shadow and came down on shadowed ground.
+    """Heights, into ``out``, of buildings whose rays crossed roofs in shadow and came down on shadowed ground.
 
     Each such ray is traced on from its last sample on the roof it crossed
-    (:func:`ray_shadow_lengths`, that roof as its own building); the whole run
-    from the caster's edge to where the ground shadow ends gives the height.
-    Only buildings without a finite height are given one.
+    (:func:`ray_shadow_lengths`, that roof as its own building); where it
+    meets another roof in shadow and crosses that one dark too, it is traced
+    on again (up to ``max_roofs`` roofs). The whole run from the caster's
+    edge to where the ground shadow ends gives the height. Only buildings
+    without a finite height are given one.
     """
     h, w = labels.shape
     step = 0.5
-    cand = np.flatnonzero(np.isfinite(left_dark))
-    if cand.size == 0:
-        return
-    t_in = left_dark[cand] - step
-    sr = np.rint(rows[cand] + t_in * drow).astype(np.int64)
-    sc = np.rint(cols[cand] + t_in * dcol).astype(np.int64)
-    ok = (sr >= 0) & (sr < h) & (sc >= 0) & (sc < w)
-    ok[ok] &= labels[sr[ok], sc[ok]] == meets.label[cand[ok]]
-    cand, sr, sc = cand[ok], sr[ok], sc[ok]
-    if cand.size == 0:
-        return
-    beyond = ray_shadow_lengths(labels, shadow, sr, sc, drow, dcol, valid=valid, threshold=threshold,
-                                max_px=max_px, max_gap_px=max_gap_px, shaded=shaded)
-    # the shadow beyond B must outrun B's own (which ends hB / tan(elevation) past its far edge), else
-    # its end may be B's: B's height must be known, and the run beyond it longer by a pixel
-    crossed = np.array([out[int(b)].height_m if int(b) in out else np.nan for b in meets.label[cand]])
-    beyond = np.where(beyond * to_m > crossed + to_m, beyond, np.nan)
-    total = (left_dark[cand] - meets.t_exit[cand] + beyond) * to_m
-    good = np.isfinite(total)
+    ray = np.flatnonzero(np.isfinite(left_dark))  # index of the caster's ray
+    crossed = meets.label[ray]  # the roof each ray crossed last
+    base = left_dark[ray] - meets.t_exit[ray]  # run from the caster's edge to where it left that roof
+    at = left_dark[ray] - step  # its last sample on that roof, along the caster's ray
+    totals = np.full(own.size, np.nan)
+    for _ in range(max_roofs):
+        if ray.size == 0:
+            break
+        sr = np.rint(rows[ray] + at * drow).astype(np.int64)
+        sc = np.rint(cols[ray] + at * dcol).astype(np.int64)
+        ok = (sr >= 0) & (sr < h) & (sc >= 0) & (sc < w)
+        ok[ok] &= labels[sr[ok], sc[ok]] == crossed[ok]
+        ray, crossed, base, at, sr, sc = ray[ok], crossed[ok], base[ok], at[ok], sr[ok], sc[ok]
+        if ray.size == 0:
+            break
+        hop = RayMeets.empty(ray.size)
+        beyond = ray_shadow_lengths(labels, shadow, sr, sc, drow, dcol, valid=valid, threshold=threshold,
+                                    max_px=max_px, max_gap_px=max_gap_px, shaded=shaded, meets=hop)
+        # the shadow beyond the last roof must outrun that building's own (which ends h / tan(elevation)
+        # past its far edge), else its end may be that building's: its height must be known, and the
+        # run beyond it longer by a pixel
+        height = np.array([out[int(b)].height_m if int(b) in out else np.nan for b in crossed])
+        ends = np.isfinite(beyond) & (beyond * to_m > height + to_m)
+        totals[ray[ends]] = (base[ends] + beyond[ends]) * to_m
+        # rays that met another roof in shadow: carry them over it, and on if they leave it still dark
+        going = hop.label > 0
+        if not going.any():
+            break
+        next_left = np.full(ray.size, np.nan)
+        roof_shadow_runs(labels, darkness, sr[going], sc[going], _subset(hop, going), drow, dcol,
+                         threshold=darkness_threshold, left_dark=(leave := np.full(int(going.sum()), np.nan)))
+        next_left[going] = leave
+        on = np.isfinite(next_left)
+        # positions along the caster's ray: this trace started at ``at``, left its roof at hop.t_exit
+        ray, crossed = ray[on], hop.label[on]
+        base = base[on] + (next_left[on] - hop.t_exit[on])
+        at = at[on] + next_left[on] - step
+    good = np.isfinite(totals)
     quant = 0.5 * to_m
-    for lab in np.unique(own[cand[good]]):
+    for lab in np.unique(own[good]):
         prior = out.get(int(lab))
         if prior is not None and np.isfinite(prior.height_m):
             continue
-        values = total[good & (own[cand] == lab)]
+        values = totals[good & (own == lab)]
         if values.size < min_rays:
             continue
         med = float(np.median(values))
@@ -593,6 +617,11 @@ def _add_through_roof_heights(
         lower = prior.lower_bound_m if prior is not None else float("nan")
         upper = prior.upper_bound_m if prior is not None else float("nan")
         out[int(lab)] = ShadowHeight(med, float(math.hypot(mad, quant)), int(values.size), total_rays, lower, upper)
+
+
+def _subset(meets: RayMeets, keep: np.ndarray) -> RayMeets:
+    """The rays of ``meets`` where ``keep`` is true."""
+    return RayMeets(meets.label[keep], meets.t_met[keep], meets.t_exit[keep])
 
 
 def chained_shadow_heights(
@@ -652,10 +681,11 @@ def chained_shadow_heights(
     they cast no rays of their own.
 
     With ``through_roofs``, a ray that crosses B's roof in shadow all the way
-    and comes down on the ground beyond it still in shadow is traced on: A's
-    shadow plane was above B's roof along the whole ray, so the shadow ends on
-    the ground where A's own height puts it, and that end measures A without
-    B's height (at least ``min_rays`` such rays, for buildings with no height yet).
+    and comes down on the ground beyond it still in shadow is traced on (over
+    further roofs it crosses dark, up to three): A's shadow plane was above
+    those roofs along the whole ray, so the shadow ends on the ground where
+    A's own height puts it, and that end measures A (at least ``min_rays``
+    such rays, for buildings with no height yet).
     """
     out = dict(known)
     drow, dcol = (float(v) for v in bearing_to_pixel(transform, sun_azimuth_deg + 180.0))
@@ -745,8 +775,8 @@ def chained_shadow_heights(
             break
     if through_roofs:
         _add_through_roof_heights(
-            out, labels, shadow, rows, cols, own, meets, left_dark, drow, dcol, to_m,
-            valid=valid, threshold=threshold, max_px=max_height_m / to_m, max_gap_px=max_gap_m / metres_per_px,
-            shaded=shaded, min_rays=min_rays,
+            out, labels, shadow, darkness, rows, cols, own, meets, left_dark, drow, dcol, to_m,
+            valid=valid, threshold=threshold, darkness_threshold=darkness_threshold, max_px=max_height_m / to_m,
+            max_gap_px=max_gap_m / metres_per_px, shaded=shaded, min_rays=min_rays,
         )
     return out

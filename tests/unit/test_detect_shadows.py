@@ -305,3 +305,23 @@ def test_a_shadow_crossing_a_lower_roof_and_landing_beyond_it_measures_its_caste
     crossed = chained_shadow_heights(labels, shadow, darkness, T, 40.0, 180.0, first, through_roofs=True)
     assert crossed[1].height_m == pytest.approx(30.0, abs=1.0)
     assert crossed[2] == first[2]
+
+
+def test_a_shadow_crossing_two_lower_roofs_is_traced_on_over_both() -> None:
+    # a 40 m building's 47.7 m shadow (40 degree sun from the south) darkens strips across two
+    # wider, 3 m high buildings in a row, and ends on the ground beyond the second
+    tall = box(45.0, 45.0, 70.0, 65.0)
+    low1, low2 = box(25.0, 70.0, 90.0, 76.0), box(25.0, 82.0, 90.0, 88.0)
+    labels = _labels([tall, low1, low2])
+    heights = np.array([40.0, 3.0, 3.0])
+    shadow = rasterize_ground_shadow([tall, low1, low2], heights, 40.0, 180.0, T, SHAPE).astype(np.float32)
+    brightness = np.full(SHAPE, 0.5, dtype=np.float32)
+    brightness[shadow > 0] = 0.15
+    strips = features.rasterize([(box(45.0, 70.0, 70.0, 88.0), 1)], out_shape=SHAPE, transform=T).astype(bool)
+    brightness[strips & (labels > 1)] = 0.15
+    first = shadow_heights(labels, shadow, T, 40.0, 180.0)
+    assert math.isnan(first[1].height_m)
+    assert first[3].height_m == pytest.approx(3.0, abs=0.6)
+    crossed = chained_shadow_heights(labels, shadow, roof_darkness(brightness, labels), T, 40.0, 180.0, first,
+                                     through_roofs=True)
+    assert crossed[1].height_m == pytest.approx(40.0, abs=1.0)
