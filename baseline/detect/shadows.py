@@ -593,9 +593,10 @@ def _add_through_roof_heights(
         going = hop.label > 0
         if not going.any():
             break
-        next_left = np.full(ray.size, np.nan)
+        leave = np.full(int(going.sum()), np.nan)
         roof_shadow_runs(labels, darkness, sr[going], sc[going], _subset(hop, going), drow, dcol,
-                         threshold=darkness_threshold, left_dark=(leave := np.full(int(going.sum()), np.nan)))
+                         threshold=darkness_threshold, left_dark=leave)
+        next_left = np.full(ray.size, np.nan)
         next_left[going] = leave
         on = np.isfinite(next_left)
         # positions along the caster's ray: this trace started at ``at``, left its roof at hop.t_exit
