@@ -23,7 +23,7 @@ import torch
 from scipy import ndimage
 
 from baseline.core.chips import REFLECTANCE_MAX, Chip
-from baseline.core.label_stats import label_median_and_spread
+from baseline.core.label_stats import label_median_and_spread, label_quantile
 from baseline.core.schemas import BUILDINGS_OUT
 from baseline.detect.instances import polygons_from_labels, separate_instances
 from baseline.detect.mosaic import BuildingMosaic
@@ -207,11 +207,13 @@ def buildings_from_mosaic(
     fine = labels if height_seed_m2 >= seed_m2 else instances(height_seed_m2)
     parts = _parts_by_size(labels, fine)
     if sun_elevation_deg is not None and sun_azimuth_deg is not None:
-        # roofs wholly in a taller neighbour's shadow: rays cross them, and they measure nothing
+        # each roof's sunlit level (its 0.9 brightness quantile), shared by the two roof tests below
+        roof_level = label_quantile(brightness, fine, int(fine.max()), 0.9)
+        # roofs wholly in a taller neighbour's shadow: rays cross them, and their own rays only bound them
         shaded = None
         if pp.get("shaded_roof_blueness") is not None:
             shaded = shaded_roofs(brightness, blueness, fine, min_blueness=float(pp["shaded_roof_blueness"]),
-                                  max_brightness=float(pp.get("shaded_roof_brightness", 0.7)))
+                                  max_brightness=float(pp.get("shaded_roof_brightness", 0.7)), level=roof_level)
         shadow_h = shadow_heights(
             fine,
             shadow,
@@ -233,7 +235,7 @@ def buildings_from_mosaic(
                 fine,
                 shadow,
                 roof_darkness(brightness, fine, blueness=blueness,
-                              min_blueness=pp.get("roof_shadow_min_blueness")),
+                              min_blueness=pp.get("roof_shadow_min_blueness"), level=roof_level),
                 transform,
                 sun_elevation_deg,
                 sun_azimuth_deg,

@@ -455,6 +455,7 @@ def shaded_roofs(
     min_blueness: float,
     max_brightness: float,
     quantile: float = 0.9,
+    level: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per label (index 0 unused, False): is the whole roof in another building's shadow?
 
@@ -467,14 +468,15 @@ def shaded_roofs(
     of its brightness) at most ``max_brightness`` times the scene's typical
     roof level. Both are relative to the scene, so the test does not depend
     on a sensor's calibration. Where the image has no blue or near-infrared
-    band (blueness NaN) nothing is marked.
+    band (blueness NaN) nothing is marked. ``level`` is as in :func:`roof_darkness`.
     """
     n = int(labels.max())
     out = np.zeros(n + 1, dtype=bool)
     if n == 0:
         return out
     blue_median = label_median(blueness, labels, n)
-    level = label_quantile(brightness, labels, n, quantile)
+    if level is None:
+        level = label_quantile(brightness, labels, n, quantile)
     usable = np.isfinite(blue_median) & np.isfinite(level)
     if not usable.any():
         return out
@@ -493,6 +495,7 @@ def roof_darkness(
     blueness: np.ndarray | None = None,
     min_blueness: float | None = None,
     sunlit: float = 0.8,
+    level: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each roof pixel's brightness relative to the sunlit part of its roof (1.0 off roofs).
 
@@ -506,14 +509,17 @@ def roof_darkness(
     far facet of a pitched roof, or a darker patch of roofing, is darker in
     every band alike. Such pixels get 1.0; so do roofs whose blueness is NaN
     (no blue or NIR band: the test cannot be made and darkness alone decides).
+
+    ``level`` is each roof's sunlit level if already computed (labels 1..n,
+    :func:`~baseline.core.label_stats.label_quantile` at ``quantile``).
     """
     out = np.ones(labels.shape, dtype=np.float32)
     n = int(labels.max())
     if n == 0:
         return out
     on = labels > 0
-    level = np.full(n + 1, np.nan, dtype=np.float32)
-    level[1:] = label_quantile(brightness, labels, n, quantile)
+    level = np.concatenate([[np.nan], label_quantile(brightness, labels, n, quantile) if level is None else level])
+    level = level.astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = brightness[on] / level[labels[on]]
     ratio = np.where(np.isfinite(ratio), ratio, 1.0).astype(np.float32)
