@@ -45,6 +45,7 @@ from affine import Affine
 from pyproj import CRS
 
 from baseline.detect.s2_trucks import (
+    TruckNet,
     detect_moving_trucks,
     load_truck_net,
     rasterize_roads,
@@ -123,7 +124,7 @@ def bright_trucks(vehicles: gpd.GeoDataFrame) -> np.ndarray:
     return mt["vehicle_id"].to_numpy()[stands_out_from_asphalt(mt["colour"].to_numpy())]
 
 
-def score_corridor(seed: int) -> tuple[TruckScore, float, tuple[int, int]]:
+def score_corridor(seed: int, net: TruckNet | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
     """Detect on one corridor render (its road mask given) and score against its truth."""
     from baseline.synth.corridor import CorridorParams, render_corridor
     from baseline.synth.sensors import SENTINEL2
@@ -132,14 +133,14 @@ def score_corridor(seed: int) -> tuple[TruckScore, float, tuple[int, int]]:
     road = rasterize_roads(scene.roads, scene.transform, scene.valid.shape)
     started = time.perf_counter()
     det = detect_moving_trucks(scene.reflectance, scene.valid, scene.transform, SENTINEL2.time_offsets_s,
-                               road_mask=road, crs=scene.grid.crs)
+                               road_mask=road, crs=scene.grid.crs, net=net)
     seconds = time.perf_counter() - started
     score = score_trucks(det, scene.vehicles)
     bright = bright_trucks(scene.vehicles)
     return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright))
 
 
-def score_seed(seed: int, cache: Path) -> tuple[TruckScore, float, tuple[int, int]]:
+def score_seed(seed: int, cache: Path, net: TruckNet | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
     """Detect on one render and score against its truth.
 
     Returns the score, the detection seconds and (bright trucks found, bright trucks).
@@ -150,14 +151,14 @@ def score_seed(seed: int, cache: Path) -> tuple[TruckScore, float, tuple[int, in
     road = rasterize_roads(scene["roads"], scene["transform"], scene["valid"].shape)
     started = time.perf_counter()
     det = detect_moving_trucks(scene["reflectance"], scene["valid"], scene["transform"], SENTINEL2.time_offsets_s,
-                               road_mask=road, crs=scene["crs"])
+                               road_mask=road, crs=scene["crs"], net=net)
     seconds = time.perf_counter() - started
     score = score_trucks(det, scene["vehicles"])
     bright = bright_trucks(scene["vehicles"])
     return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright))
 
 
-def _loose_detections(reflectance, valid, transform, crs, roads) -> gpd.GeoDataFrame:
+def _loose_detections(reflectance, valid, transform, crs, roads, net=None) -> gpd.GeoDataFrame:
     """Detections with low thresholds and no suppression (filtered afterwards by the grid)."""
     from dataclasses import replace
 
@@ -167,12 +168,12 @@ def _loose_detections(reflectance, valid, transform, crs, roads) -> gpd.GeoDataF
     loose = replace(TruckParams(), min_score=0.03, min_area_px=0.0, nms_m=0.0)
     road = rasterize_roads(roads, transform, valid.shape)
     det = detect_moving_trucks(reflectance, valid, transform, SENTINEL2.time_offsets_s, road_mask=road, crs=crs,
-                               params=loose)
+                               params=loose, net=net)
     det["area_px"] = det["length_m"] * WIDTH_M / 100.0
     return det
 
 
-def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path) -> None:
+def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path, net: TruckNet | None = None) -> None:
     """F1 for a grid of ``min_score`` x ``min_area_px``, pooled over the city and over the corridor tuning
     seeds (how the shipped thresholds were chosen, on city seeds 7, 101-105 and corridor seeds 8000-8009
     only), ranked by their mean: detect once with low thresholds, then filter and suppress."""
@@ -183,10 +184,10 @@ def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path) -
     for seed in city_seeds:
         sc = rendered(seed, cache)
         runs["city"].append((_loose_detections(sc["reflectance"], sc["valid"], sc["transform"], sc["crs"],
-                                                sc["roads"]), sc["vehicles"]))
+                                                sc["roads"], net), sc["vehicles"]))
     for seed in corridor_seeds:
         sc = render_corridor(CorridorParams.with_random_sun(seed))
-        runs["corridor"].append((_loose_detections(sc.reflectance, sc.valid, sc.transform, sc.grid.crs, sc.roads),
+        runs["corridor"].append((_loose_detections(sc.reflectance, sc.valid, sc.transform, sc.grid.crs, sc.roads, net),
                                  sc.vehicles))
     results = []
     for min_score in np.arange(0.04, 0.161, 0.01):
@@ -224,7 +225,7 @@ def print_table(rows: list[tuple[str, TruckScore, float | None, tuple[int, int]]
               f"{_fmt(sec, 1):>5}  {s.fp_near}")
 
 
-def real_crop(png: Path | None) -> dict | None:
+def real_crop(png: Path | None, net: TruckNet | None = None) -> dict | None:
     """Detections on the real motorway crop and their share on the image-derived carriageway."""
     folder = DATA / REAL_FOLDER
     if not (folder / REAL_FILE).is_file():
@@ -235,7 +236,7 @@ def real_crop(png: Path | None) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         (scene,) = ArchiveSource(folder, describe=REAL_DESCRIBE, cache_dir=Path(tmp)).scenes()
         started = time.perf_counter()
-        table = trucks_table(scene, None)
+        table = trucks_table(scene, None, net=net)
         seconds = time.perf_counter() - started
         refl, valid = scene_reflectance(scene)
     road = derive_carriageway(refl, valid)
@@ -293,19 +294,21 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "s2-trucks-scores", help="renders kept here")
     ap.add_argument("--png", type=Path, default=None, help="overlay of the real crop's detections")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="model folder to score (default: the shipped models/s2-trucks/<version>)")
     ap.add_argument("--no-real", action="store_true", help="skip the real crop")
     ap.add_argument("--grid", action="store_true",
                     help="print the threshold grid on --seeds and --corridor-seeds (give the tuning seeds)")
     args = ap.parse_args()
-    load_truck_net()
+    net = load_truck_net(str(args.model) if args.model else None)
     city_seeds = seeds_arg(args.seeds) if args.seeds else []
     corridor_seeds = seeds_arg(args.corridor_seeds) if args.corridor_seeds else []
     if args.grid:
-        tuning_grid(city_seeds, corridor_seeds, args.cache)
+        tuning_grid(city_seeds, corridor_seeds, args.cache, net)
         return
     record: dict = {}
-    for kind, seeds, scorer in (("city", city_seeds, lambda s: score_seed(s, args.cache)),
-                                ("corridor", corridor_seeds, score_corridor)):
+    for kind, seeds, scorer in (("city", city_seeds, lambda s: score_seed(s, args.cache, net)),
+                                ("corridor", corridor_seeds, lambda s: score_corridor(s, net))):
         rows, scores, bright = [], [], [0, 0]
         for seed in seeds:
             score, seconds, (found, n_bright) = scorer(seed)
@@ -319,7 +322,7 @@ def main() -> None:
             record[kind] = {name: s.as_dict() | {"bright_found": b[0], "bright_trucks": b[1],
                                                  "bright_recall": b[0] / b[1] if b[1] else None, "seconds": sec}
                             for name, s, sec, b in rows}
-    record["real_crop"] = None if args.no_real else real_crop(args.png)
+    record["real_crop"] = None if args.no_real else real_crop(args.png, net)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(json_ready(record), indent=2) + "\n")

@@ -144,7 +144,8 @@ def extra_trucks(roads: gpd.GeoDataFrame, rng: np.random.Generator, n: int, crs:
     )
 
 
-def scene_sample(seed: int, rng: np.random.Generator, inject: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def scene_sample(seed: int, rng: np.random.Generator, inject: int,
+                 contrast: float = 0.1) -> list[tuple[np.ndarray, np.ndarray]]:
     """Render one training scene; (features, targets) with and without the road mask."""
     params = RenderParams(city="helsinki", seed=seed, gsd_m=1.0, sun_elevation_deg=float(rng.uniform(25, 55)),
                           sun_azimuth_deg=float(rng.uniform(100, 260)))
@@ -155,7 +156,7 @@ def scene_sample(seed: int, rng: np.random.Generator, inject: int) -> list[tuple
     v = result.vehicles
     mt = v[(v["class"] == "large").to_numpy() & v["moving"].to_numpy()]
     plan = plan_scene(load_inputs(params), params).vehicles.set_index("vehicle_id")
-    visible = materials.stands_out_from_asphalt(plan.loc[mt["vehicle_id"].to_numpy(), "colour"].to_numpy())
+    visible = materials.stands_out_from_asphalt(plan.loc[mt["vehicle_id"].to_numpy(), "colour"].to_numpy(), contrast)
     speed = mt["speed_kmh"].to_numpy() / 3.6
     head = np.radians(mt["heading_deg"].to_numpy())
     boxes, vx, vy = mt.geometry.values, speed * np.sin(head), speed * np.cos(head)
@@ -169,7 +170,7 @@ def scene_sample(seed: int, rng: np.random.Generator, inject: int) -> list[tuple
         boxes = np.concatenate([boxes, extra.geometry.values])
         vx = np.concatenate([vx, extra["vx"].to_numpy()])
         vy = np.concatenate([vy, extra["vy"].to_numpy()])
-        visible = np.concatenate([visible, materials.stands_out_from_asphalt(extra["colour"].to_numpy())])
+        visible = np.concatenate([visible, materials.stands_out_from_asphalt(extra["colour"].to_numpy(), contrast)])
     cars = v[(v["class"] == "car").to_numpy() & v["moving"].to_numpy()]
     target = targets(grid, boxes, vx, vy, visible, cars)
     road = rasterize(((g, 1) for g in result.roads.geometry.values), out_shape=grid.shape,
@@ -216,7 +217,7 @@ def paste(canvas: np.ndarray, patch: np.ndarray, origin: tuple[int, int]) -> Non
     canvas[..., max(r0, 0):r1, max(c0, 0):c1] += patch[..., pr0:pr0 + r1 - max(r0, 0), pc0:pc0 + c1 - max(c0, 0)]
 
 
-def open_country(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[np.ndarray, np.ndarray]]:
     """(features with and without road mask, targets): fields, 1-3 straight roads, trucks and cars.
 
     Trucks (8-18 m) drive at 10-170 km/h, cars (4-5 m) at 30-170 km/h, a few trucks stand; each is
@@ -281,7 +282,7 @@ def open_country(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
                 if speed > 0:
                     target[5] += mean
                 continue
-            if speed == 0 or not materials.stands_out_from_asphalt(np.array([colour]))[0]:
+            if speed == 0 or not materials.stands_out_from_asphalt(np.array([colour]), contrast)[0]:
                 continue
             target[0] += mean
             mine = mean > best
@@ -302,7 +303,7 @@ def open_country(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 # --- corridor scenes: motorways, trunk and primary roads through open country ----------------------
 
 
-def corridor_sample(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def corridor_sample(seed: int, contrast: float = 0.1) -> list[tuple[np.ndarray, np.ndarray]]:
     """One corridor render (:mod:`baseline.synth.corridor`, a random sun); (features, targets) with and
     without the road mask."""
     scene = render_corridor(CorridorParams.with_random_sun(seed))
@@ -310,7 +311,7 @@ def corridor_sample(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     mt = v[(v["class"] == "large").to_numpy() & v["moving"].to_numpy()]
     cars = v[(v["class"] == "car").to_numpy() & v["moving"].to_numpy()]
     target = targets(scene.grid, mt.geometry.values, mt["vx"].to_numpy(), mt["vy"].to_numpy(),
-                     materials.stands_out_from_asphalt(mt["colour"].to_numpy()), cars)
+                     materials.stands_out_from_asphalt(mt["colour"].to_numpy(), contrast), cars)
     road = rasterize(((g, 1) for g in scene.roads.geometry.values), out_shape=scene.grid.shape,
                      transform=scene.grid.transform, fill=0, all_touched=True).astype(bool)
     return [(input_features(scene.reflectance, scene.valid, road), target),
@@ -332,7 +333,7 @@ def _cached(cache: Path | None, key: str, make: Callable[[], list]) -> list[tupl
 
 
 def training_samples(seeds: list[int], rng: np.random.Generator, inject: int, corridor_seeds: list[int],
-                     n_open: int, cache: Path | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                     n_open: int, cache: Path | None, contrast: float = 0.1) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every city seed's samples (kept in ``cache``), every corridor seed's, and ``n_open`` open-country
     scenes."""
     started = time.perf_counter()
@@ -340,16 +341,16 @@ def training_samples(seeds: list[int], rng: np.random.Generator, inject: int, co
     def city() -> list[tuple[np.ndarray, np.ndarray]]:
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for seed in seeds:
-            out += scene_sample(seed, rng, inject)
+            out += scene_sample(seed, rng, inject, contrast)
             print(f"rendered seed {seed} ({time.perf_counter() - started:.0f} s)", flush=True)
         return out
 
-    samples = _cached(cache, f"city-v1-{seeds[0]}-{seeds[-1]}-{len(seeds)}-{inject}", city)
+    samples = _cached(cache, f"city-v1-{seeds[0]}-{seeds[-1]}-{len(seeds)}-{inject}-{contrast:g}", city)
     for seed in corridor_seeds:
-        samples += corridor_sample(seed)
+        samples += corridor_sample(seed, contrast)
     print(f"rendered {len(corridor_seeds)} corridor scenes ({time.perf_counter() - started:.0f} s)", flush=True)
     for _ in range(n_open):
-        samples += open_country(rng)
+        samples += open_country(rng, contrast)
     print(f"drew {n_open} open-country scenes ({time.perf_counter() - started:.0f} s)", flush=True)
     return samples
 
@@ -513,6 +514,9 @@ def main() -> None:
                     help="corridor renders (baseline.synth.corridor) to train on")
     ap.add_argument("--steps", type=int, default=15000)
     ap.add_argument("--width", type=int, default=40)
+    ap.add_argument("--target-contrast", type=float, default=0.1,
+                    help="moving trucks whose paint differs from asphalt by less than this get no target "
+                         "(0: every moving truck is a target, dark ones included)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / MODEL_NAME / MODEL_VERSION)
     ap.add_argument("--card-only", action="store_true",
                     help="rewrite MODEL_CARD.md of --out from its card.json and metrics.json, and stop")
@@ -530,7 +534,8 @@ def main() -> None:
     rng = np.random.default_rng(20250)
     started = time.perf_counter()
     seeds = seeds_arg(args.seeds)
-    samples = training_samples(seeds, rng, args.inject, seeds_arg(args.corridor_seeds), args.open, args.samples)
+    samples = training_samples(seeds, rng, args.inject, seeds_arg(args.corridor_seeds), args.open, args.samples,
+                               args.target_contrast)
     render_s = time.perf_counter() - started
 
     def card_for(net: TruckNet, record: list[float], steps: int) -> dict:
@@ -547,7 +552,8 @@ def main() -> None:
             "training": {"script": "scripts/train_s2_trucks.py", "seeds": [seeds[0], seeds[-1]], "scenes": len(seeds),
                          "render": "central Helsinki, VHR gsd 1 m, random sun (25-55 deg elevation)",
                          "corridor_seeds": args.corridor_seeds, "open_country_scenes": args.open,
-                         "extra_trucks_per_scene": args.inject, "steps": steps, "batch": 16, "crop_px": 32,
+                         "extra_trucks_per_scene": args.inject,
+                         "target_contrast": args.target_contrast, "steps": steps, "batch": 16, "crop_px": 32,
                          "loss_every_100_steps": record, "render_s": round(render_s, 1),
                          "train_s": round(time.perf_counter() - started - render_s, 1)},
             "not_trained_on": {"tuning_seeds": [7, 101, 102, 103, 104, 105], "report_seeds": "2025-2031",

@@ -446,7 +446,7 @@ HALO_PX = 16
 def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.GeoSeries | None = None,
                  params: TruckParams = TruckParams(),
                  pixels: tuple[np.ndarray, np.ndarray] | None = None,
-                 window_px: int = WINDOW_PX) -> gpd.GeoDataFrame:
+                 window_px: int = WINDOW_PX, net: TruckNet | None = None) -> gpd.GeoDataFrame:
     """Moving trucks of one Sentinel-2 Scene (what the pipeline calls).
 
     ``road_mask`` is a boolean raster on the scene's grid, carriageway polygons in the
@@ -456,7 +456,8 @@ def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.Ge
     near-duplicates across cores are removed as within one window. The band-difference
     noise that scales the band-order test is measured per window (its own roads and light).
     ``pixels`` is the whole scene's :func:`scene_reflectance` when the caller already holds it
-    (then it is used as one window). Adds ``scene_id``; speeds use the scene's own band time offsets.
+    (then it is used as one window). ``net`` replaces the shipped network (e.g. one being scored).
+    Adds ``scene_id``; speeds use the scene's own band time offsets.
     """
     polygons = road_mask is not None and not isinstance(road_mask, np.ndarray)
     if polygons and road_mask.crs is not None:
@@ -476,7 +477,7 @@ def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.Ge
             r0, r1, c0, c1 = window.read
             road = road[r0:r1, c0:c1]
         table = detect_moving_trucks(refl, valid, transform, scene.band_time_offsets_s, road_mask=road,
-                                     crs=scene.crs, params=params)
+                                     crs=scene.crs, params=params, net=net)
         if window is not None and len(table):
             cols, rows = ~scene.transform * (shapely.get_x(table.geometry.values), shapely.get_y(table.geometry.values))
             r0, r1, c0, c1 = window.core
