@@ -76,11 +76,12 @@ CORRIDOR_SEEDS = "9000-9029"
 
 
 def seeds_arg(text: str) -> list[int]:
-    """``2025-2031`` or ``2025,2026``."""
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(v) for v in text.split(",")]
+    """``2025-2031``, ``2025,2026`` or ``7,101-105``."""
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
 
 
 def rendered(seed: int, cache: Path) -> dict:

@@ -70,11 +70,12 @@ DILATIONS = (1, 1, 2, 2, 1)
 
 
 def seeds_arg(text: str) -> list[int]:
-    """``1000-1039`` or ``1,2,5``."""
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(v) for v in text.split(",")]
+    """``1000-1039``, ``1,2,5`` or ``1,5-9``."""
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
 
 
 def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visible: np.ndarray,
