@@ -46,8 +46,10 @@ from pyproj import CRS
 
 from baseline.detect.s2_trucks import (
     TruckNet,
+    TruckParams,
     detect_moving_trucks,
     load_truck_net,
+    model_params,
     rasterize_roads,
     trucks_table,
 )
@@ -125,7 +127,8 @@ def bright_trucks(vehicles: gpd.GeoDataFrame) -> np.ndarray:
     return mt["vehicle_id"].to_numpy()[stands_out_from_asphalt(mt["colour"].to_numpy())]
 
 
-def score_corridor(seed: int, net: TruckNet | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
+def score_corridor(seed: int, net: TruckNet | None = None,
+                   params: TruckParams | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
     """Detect on one corridor render (its road mask given) and score against its truth."""
     from baseline.synth.corridor import CorridorParams, render_corridor
     from baseline.synth.sensors import SENTINEL2
@@ -134,14 +137,15 @@ def score_corridor(seed: int, net: TruckNet | None = None) -> tuple[TruckScore, 
     road = rasterize_roads(scene.roads, scene.transform, scene.valid.shape)
     started = time.perf_counter()
     det = detect_moving_trucks(scene.reflectance, scene.valid, scene.transform, SENTINEL2.time_offsets_s,
-                               road_mask=road, crs=scene.grid.crs, net=net)
+                               road_mask=road, crs=scene.grid.crs, net=net, params=params)
     seconds = time.perf_counter() - started
     score = score_trucks(det, scene.vehicles)
     bright = bright_trucks(scene.vehicles)
     return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright))
 
 
-def score_seed(seed: int, cache: Path, net: TruckNet | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
+def score_seed(seed: int, cache: Path, net: TruckNet | None = None,
+               params: TruckParams | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
     """Detect on one render and score against its truth.
 
     Returns the score, the detection seconds and (bright trucks found, bright trucks).
@@ -152,7 +156,7 @@ def score_seed(seed: int, cache: Path, net: TruckNet | None = None) -> tuple[Tru
     road = rasterize_roads(scene["roads"], scene["transform"], scene["valid"].shape)
     started = time.perf_counter()
     det = detect_moving_trucks(scene["reflectance"], scene["valid"], scene["transform"], SENTINEL2.time_offsets_s,
-                               road_mask=road, crs=scene["crs"], net=net)
+                               road_mask=road, crs=scene["crs"], net=net, params=params)
     seconds = time.perf_counter() - started
     score = score_trucks(det, scene["vehicles"])
     bright = bright_trucks(scene["vehicles"])
@@ -163,7 +167,7 @@ def _loose_detections(reflectance, valid, transform, crs, roads, net=None) -> gp
     """Detections with low thresholds and no suppression (filtered afterwards by the grid)."""
     from dataclasses import replace
 
-    from baseline.detect.s2_trucks import WIDTH_M, TruckParams
+    from baseline.detect.s2_trucks import WIDTH_M
     from baseline.synth.sensors import SENTINEL2
 
     loose = replace(TruckParams(), min_score=0.03, min_area_px=0.0, nms_m=0.0)
@@ -178,9 +182,10 @@ def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path, n
     """F1 for a grid of ``min_score`` x ``min_area_px``, pooled over the city and over the corridor tuning
     seeds (how the shipped thresholds were chosen, on city seeds 7, 101-105 and corridor seeds 8000-8009
     only), ranked by their mean: detect once with low thresholds, then filter and suppress."""
-    from baseline.detect.s2_trucks import TruckParams, _nms
+    from baseline.detect.s2_trucks import _nms
     from baseline.synth.corridor import CorridorParams, render_corridor
 
+    nms_m = TruckParams().nms_m
     runs: dict[str, list] = {"city": [], "corridor": []}
     for seed in city_seeds:
         sc = rendered(seed, cache)
@@ -199,7 +204,7 @@ def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path, n
                 for det, vehicles in runs[kind]:
                     kept = det[(det["score"] >= min_score) & (det["area_px"] >= min_area)]
                     kept = kept.sort_values("score", ascending=False).reset_index(drop=True)
-                    scores.append(score_trucks(kept[_nms(kept.geometry.values, TruckParams().nms_m)], vehicles))
+                    scores.append(score_trucks(kept[_nms(kept.geometry.values, nms_m)], vehicles))
                 p = pooled(scores) if scores else None
                 f1s.append((p.f1 or 0.0, p.precision or 0.0, p.recall or 0.0) if p else (0.0, 0.0, 0.0))
             results.append((float(np.mean([f[0] for f in f1s])), *f1s[0], *f1s[1], round(min_score, 2),
@@ -226,7 +231,7 @@ def print_table(rows: list[tuple[str, TruckScore, float | None, tuple[int, int]]
               f"{_fmt(sec, 1):>5}  {s.fp_near}")
 
 
-def real_crop(png: Path | None, net: TruckNet | None = None) -> dict | None:
+def real_crop(png: Path | None, net: TruckNet | None = None, params: TruckParams | None = None) -> dict | None:
     """Detections on the real motorway crop and their share on the image-derived carriageway."""
     folder = DATA / REAL_FOLDER
     if not (folder / REAL_FILE).is_file():
@@ -237,7 +242,7 @@ def real_crop(png: Path | None, net: TruckNet | None = None) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         (scene,) = ArchiveSource(folder, describe=REAL_DESCRIBE, cache_dir=Path(tmp)).scenes()
         started = time.perf_counter()
-        table = trucks_table(scene, None, net=net)
+        table = trucks_table(scene, None, params=params, net=net)
         seconds = time.perf_counter() - started
         refl, valid = scene_reflectance(scene)
     road = derive_carriageway(refl, valid)
@@ -301,15 +306,16 @@ def main() -> None:
     ap.add_argument("--grid", action="store_true",
                     help="print the threshold grid on --seeds and --corridor-seeds (give the tuning seeds)")
     args = ap.parse_args()
-    net = load_truck_net(str(args.model) if args.model else None)
+    folder = str(args.model) if args.model else None
+    net, params = load_truck_net(folder), model_params(folder)
     city_seeds = seeds_arg(args.seeds) if args.seeds else []
     corridor_seeds = seeds_arg(args.corridor_seeds) if args.corridor_seeds else []
     if args.grid:
         tuning_grid(city_seeds, corridor_seeds, args.cache, net)
         return
     record: dict = {}
-    for kind, seeds, scorer in (("city", city_seeds, lambda s: score_seed(s, args.cache, net)),
-                                ("corridor", corridor_seeds, lambda s: score_corridor(s, net))):
+    for kind, seeds, scorer in (("city", city_seeds, lambda s: score_seed(s, args.cache, net, params)),
+                                ("corridor", corridor_seeds, lambda s: score_corridor(s, net, params))):
         rows, scores, bright = [], [], [0, 0]
         for seed in seeds:
             score, seconds, (found, n_bright) = scorer(seed)
@@ -323,7 +329,7 @@ def main() -> None:
             record[kind] = {name: s.as_dict() | {"bright_found": b[0], "bright_trucks": b[1],
                                                  "bright_recall": b[0] / b[1] if b[1] else None, "seconds": sec}
                             for name, s, sec, b in rows}
-    record["real_crop"] = None if args.no_real else real_crop(args.png, net)
+    record["real_crop"] = None if args.no_real else real_crop(args.png, net, params)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(json_ready(record), indent=2) + "\n")

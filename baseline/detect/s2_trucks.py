@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,7 +90,8 @@ class TruckParams:
 
     ``min_score`` and ``min_area_px`` are the best mean F1 of city renders (seeds 7, 101-105) and
     corridor renders (seeds 8000-8009) on a grid (``scripts/score_s2_trucks.py --grid``); no
-    scored seed was used.
+    scored seed was used. A model card's ``detection`` block replaces them for that model
+    (:func:`model_params`), since thresholds are tuned per network.
 
     Attributes:
         background_px: side of the window whose road-pixel median is each band's background.
@@ -201,6 +202,18 @@ def load_truck_net(folder: str | None = None) -> TruckNet:
     net = TruckNet(int(arch["width"]), tuple(int(d) for d in arch["dilations"]))
     net.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
     return net.eval()
+
+
+@lru_cache(maxsize=4)
+def model_params(folder: str | None = None) -> TruckParams:
+    """The detection thresholds tuned for the model in ``folder`` (default: the shipped one).
+
+    A card's optional ``detection`` block (e.g. ``{"min_score": 0.08, "min_area_px": 0.2}``)
+    overrides :class:`TruckParams`' defaults: thresholds belong to the network they were tuned on.
+    """
+    path = Path(folder) if folder else default_model_dir()
+    card = json.loads((path / "card.json").read_text())
+    return replace(TruckParams(), **card.get("detection", {}))
 
 
 def model_entry(folder: str | None = None) -> dict[str, object]:
@@ -338,7 +351,7 @@ def detect_moving_trucks(
     *,
     road_mask: np.ndarray | None = None,
     crs: object = None,
-    params: TruckParams = TruckParams(),
+    params: TruckParams | None = None,
     net: TruckNet | None = None,
 ) -> gpd.GeoDataFrame:
     """Moving trucks as points (at B04 time) with ``score``, ``speed_kmh``, ``heading_deg``, ``length_m``.
@@ -352,12 +365,13 @@ def detect_moving_trucks(
         road_mask: optional ``(y, x)`` True on carriageways (e.g. rasterised OSM): the background
             is taken from road pixels and detections must lie within ``params.road_buffer_m``.
         crs: the grid's CRS, stamped on the table.
-        params: thresholds (:class:`TruckParams`).
+        params: thresholds (:class:`TruckParams`); None takes the shipped model's (:func:`model_params`).
         net: a network to use instead of the shipped one.
 
     Returns:
         One row per moving truck; empty (same columns) when there are none.
     """
+    params = params if params is not None else model_params()
     refl = np.asarray(reflectance, dtype=np.float32)
     if refl.ndim != 3 or refl.shape[0] < 4:
         raise ValueError(f"reflectance must be (4, y, x) blue, green, red, nir; got shape {refl.shape}")
@@ -444,7 +458,7 @@ HALO_PX = 16
 
 
 def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.GeoSeries | None = None,
-                 params: TruckParams = TruckParams(),
+                 params: TruckParams | None = None,
                  pixels: tuple[np.ndarray, np.ndarray] | None = None,
                  window_px: int = WINDOW_PX, net: TruckNet | None = None) -> gpd.GeoDataFrame:
     """Moving trucks of one Sentinel-2 Scene (what the pipeline calls).
@@ -459,6 +473,7 @@ def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.Ge
     (then it is used as one window). ``net`` replaces the shipped network (e.g. one being scored).
     Adds ``scene_id``; speeds use the scene's own band time offsets.
     """
+    params = params if params is not None else model_params()
     polygons = road_mask is not None and not isinstance(road_mask, np.ndarray)
     if polygons and road_mask.crs is not None:
         road_mask = road_mask.to_crs(scene.crs)

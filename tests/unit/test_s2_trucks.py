@@ -127,3 +127,25 @@ def test_empty_input_gives_empty_table():
     uniform, road = road_scene(0.0)
     assert len(detect(uniform, road)) == 0
     assert list(empty_table().columns) == [*COLUMNS, "geometry"]
+
+
+def test_thresholds_come_from_the_models_card(tmp_path):
+    import json
+
+    from baseline.detect.s2_trucks import TruckParams, default_model_dir, model_params
+
+    shipped = model_params()
+    card = json.loads((default_model_dir() / "card.json").read_text())
+    assert shipped == TruckParams(**card.get("detection", {}))
+    # a candidate network with its own tuned thresholds: only the named ones change
+    (tmp_path / "card.json").write_text(json.dumps(card | {"detection": {"min_score": 0.31, "min_area_px": 0.07}}))
+    tuned = model_params(str(tmp_path))
+    assert (tuned.min_score, tuned.min_area_px) == (0.31, 0.07)
+    assert tuned.nms_m == shipped.nms_m and tuned.window_px == shipped.window_px
+    # the thresholds reach the detector: a bar above every peak's coverage finds nothing
+    refl, road = road_scene(90.0)
+    truck = add_truck(refl, 90.0, 80.0)
+    assert len(detect(truck, road)) == 1
+    high = TruckParams(**(card.get("detection", {}) | {"min_score": 0.99}))
+    assert len(detect_moving_trucks(truck, np.ones(road.shape, bool), TRANSFORM, DEFAULT_OFFSETS_S, road_mask=road,
+                                    crs="EPSG:32632", params=high)) == 0
