@@ -64,7 +64,7 @@ def separate_instances(
     for threshold in split_thresholds:
         if threshold < boundary_threshold:
             seeds = split_seeds(seeds, boundary, threshold, min_seed_px if min_split_px is None else min_split_px)
-    labels = watershed(boundary.astype(np.float32), markers=seeds, mask=mask).astype(np.int32)
+    labels = watershed_where_contested(boundary.astype(np.float32), seeds, mask)
     orphans, m = ndimage.label(mask & (labels == 0))
     if m:
         labels[orphans > 0] = orphans[orphans > 0] + labels.max()
@@ -74,6 +74,37 @@ def separate_instances(
     tiny[0] = False
     labels[tiny[labels]] = 0
     return _relabel(labels)[0]
+
+
+def watershed_where_contested(relief: np.ndarray, seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The marker watershed of ``seeds`` over ``relief`` inside ``mask``, run only where it decides anything.
+
+    The flood never crosses outside ``mask`` (4-connected, as the watershed's own neighbourhood),
+    so each connected part of the mask is flooded on its own: a part holding one seed label goes
+    wholly to it, a part holding none stays 0, and only parts holding two or more labels (touching
+    buildings) need the watershed, on their bounding box. Most buildings stand alone, so this does
+    a fraction of the work of flooding the whole tile and gives the same labels (int32).
+    """
+    parts, n = ndimage.label(mask)
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    if n == 0:
+        return labels
+    seeded = seeds > 0
+    base = np.int64(int(seeds.max()) + 1)
+    pairs = np.unique(parts[seeded].astype(np.int64) * base + seeds[seeded])
+    part_of, label_of = pairs // base, (pairs % base).astype(np.int32)
+    per_part = np.bincount(part_of, minlength=n + 1)
+    single = per_part[part_of] == 1
+    lookup = np.zeros(n + 1, dtype=np.int32)
+    lookup[part_of[single]] = label_of[single]
+    labels[:] = lookup[parts]
+    boxes = ndimage.find_objects(parts)
+    for part in np.flatnonzero(per_part >= 2):
+        box = boxes[part - 1]
+        inside = parts[box] == part
+        flooded = watershed(relief[box], markers=np.where(inside, seeds[box], 0), mask=inside)
+        labels[box][inside] = flooded[inside]
+    return labels
 
 
 def split_seeds(seeds: np.ndarray, boundary: np.ndarray, threshold: float, min_part_px: int) -> np.ndarray:

@@ -87,3 +87,38 @@ def test_small_buildings_without_interior_are_kept_and_specks_dropped() -> None:
     labels = separate_instances(extent, boundary, min_area_px=12)
     assert labels.max() == 1
     assert labels[6, 6] == 1 and labels[30, 30] == 0
+
+
+def test_watershed_only_where_contested_gives_the_full_watershed() -> None:
+    """Flooding only the mask parts that hold two or more seed labels gives exactly the labels of
+    flooding the whole image, for parts with one label, with none, and with several (touching
+    buildings, one label in two pieces), on a relief without ties. With ties (a flat relief),
+    which seed wins a tied pixel is the heap's arbitrary order; here it depends only on the part
+    itself, so a building's labels no longer change with what else lies in the tile."""
+    from skimage.segmentation import watershed
+
+    from baseline.detect.instances import watershed_where_contested
+
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        mask = ndimage.binary_opening(ndimage.gaussian_filter(rng.random((120, 140)), 3) > 0.5)
+        relief = rng.random(mask.shape).astype(np.float32)
+        seeds, _n = ndimage.label(mask & (rng.random(mask.shape) < 0.02))
+        seeds[seeds % 5 == 0] = 0  # some parts of the mask get no seed at all
+        seeds[seeds == 3] = 4      # one label in two separate pieces
+        expected = watershed(relief, markers=seeds, mask=mask).astype(np.int32)
+        got = watershed_where_contested(relief, seeds, mask)
+        parts, m = ndimage.label(mask)
+        held = [len(np.unique(seeds[(parts == p) & (seeds > 0)])) for p in range(1, m + 1)]
+        assert max(held) >= 2 and 1 in held and 0 in held  # every case is exercised
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, expected)
+
+        # ties: a part's labels are what flooding that part alone gives, whatever else is in the image
+        flat = (np.round(relief * 3) / 3).astype(np.float32)
+        got = watershed_where_contested(flat, seeds, mask)
+        for p in range(1, m + 1):
+            alone = watershed(flat, markers=np.where(parts == p, seeds, 0), mask=parts == p)
+            np.testing.assert_array_equal(got[parts == p], alone[parts == p])
+    empty = np.zeros((5, 5), dtype=bool)
+    assert not watershed_where_contested(np.zeros((5, 5), np.float32), np.zeros((5, 5), np.int32), empty).any()
