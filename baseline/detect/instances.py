@@ -83,12 +83,13 @@ def watershed_where_contested(relief: np.ndarray, seeds: np.ndarray, mask: np.nd
     so each connected part of the mask is flooded on its own: a part holding one seed label goes
     wholly to it, a part holding none stays 0, and only parts holding two or more labels (touching
     buildings) need the watershed, on their bounding box. Most buildings stand alone, so this does
-    a fraction of the work of flooding the whole tile and gives the same labels (int32).
+    a fraction of the work of flooding the whole tile. The labels (int32) are the whole tile's
+    watershed where the relief has no ties; a tied pixel goes by the heap's order, which here
+    depends only on its own part.
     """
     parts, n = ndimage.label(mask)
-    labels = np.zeros(mask.shape, dtype=np.int32)
     if n == 0:
-        return labels
+        return np.zeros(mask.shape, dtype=np.int32)
     seeded = seeds > 0
     base = np.int64(int(seeds.max()) + 1)
     pairs = np.unique(parts[seeded].astype(np.int64) * base + seeds[seeded])
@@ -97,7 +98,7 @@ def watershed_where_contested(relief: np.ndarray, seeds: np.ndarray, mask: np.nd
     single = per_part[part_of] == 1
     lookup = np.zeros(n + 1, dtype=np.int32)
     lookup[part_of[single]] = label_of[single]
-    labels[:] = lookup[parts]
+    labels = lookup[parts]
     boxes = ndimage.find_objects(parts)
     for part in np.flatnonzero(per_part >= 2):
         box = boxes[part - 1]
