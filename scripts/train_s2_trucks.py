@@ -466,6 +466,13 @@ def measured_lines(metrics: dict | None) -> str:
     return out
 
 
+def dark_line(contrast: float) -> str:
+    """The card's sentence on which trucks had no training target."""
+    if contrast <= 0:
+        return "Every moving truck had a target, dark ones included."
+    return f"Dark trucks (paint within {contrast:g} of asphalt) get no target."
+
+
 def model_card_markdown(card: dict, metrics: dict | None = None) -> str:
     """The card for people: what the network does, on what it was trained, how it is used and scored."""
     tr = card["training"]
@@ -483,7 +490,7 @@ def model_card_markdown(card: dict, metrics: dict | None = None) -> str:
 - **Output**: per pixel, the fraction covered by a moving large vehicle (mean of its B02-, B03- and B04-time
   copies; sigmoid), its B02->B04 and B02->B03 displacements (pixels), and an auxiliary moving-car coverage.
   `extract_objects` turns these into trucks (blue -> green -> red order; speed = B02->B04 displacement / time).
-  Dark trucks (paint within 0.1 of asphalt) get no target.
+  {dark_line(tr.get("target_contrast", 0.1))}
 - **Training data**: {tr["scenes"]} renders of central Helsinki (`baseline.synth`, seeds {tr["seeds"][0]}-{tr["seeds"][1]},
   {tr["render"]}), each with {tr["extra_trucks_per_scene"]} extra trucks drawn at 10-170 km/h by the renderer's own
   per-band drawing, and corridor renders (`baseline.synth.corridor`, seeds {tr["corridor_seeds"]}: motorways, trunk
