@@ -211,9 +211,17 @@ def model_params(folder: str | None = None) -> TruckParams:
     A card's optional ``detection`` block (e.g. ``{"min_score": 0.08, "min_area_px": 0.2}``)
     overrides :class:`TruckParams`' defaults: thresholds belong to the network they were tuned on.
     """
+    from dataclasses import fields
+
+    from baseline.errors import ModelError
+
     path = Path(folder) if folder else default_model_dir()
-    card = json.loads((path / "card.json").read_text())
-    return replace(TruckParams(), **card.get("detection", {}))
+    detection = json.loads((path / "card.json").read_text()).get("detection", {})
+    unknown = sorted(set(detection) - {f.name for f in fields(TruckParams)})
+    if unknown:
+        raise ModelError(f"{path / 'card.json'}: unknown detection setting(s) {', '.join(unknown)}",
+                         hint=f"use only {', '.join(f.name for f in fields(TruckParams))}")
+    return replace(TruckParams(), **detection)
 
 
 def model_entry(folder: str | None = None) -> dict[str, object]:

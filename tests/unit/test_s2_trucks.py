@@ -142,6 +142,14 @@ def test_thresholds_come_from_the_models_card(tmp_path):
     tuned = model_params(str(tmp_path))
     assert (tuned.min_score, tuned.min_area_px) == (0.31, 0.07)
     assert tuned.nms_m == shipped.nms_m and tuned.window_px == shipped.window_px
+    # a misspelt setting is refused by name, not silently ignored
+    from baseline.errors import ModelError
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "card.json").write_text(json.dumps(card | {"detection": {"min_scor": 0.2}}))
+    with pytest.raises(ModelError, match="min_scor"):
+        model_params(str(bad))
     # the thresholds reach the detector: a bar above every peak's coverage finds nothing
     refl, road = road_scene(90.0)
     truck = add_truck(refl, 90.0, 80.0)
