@@ -13,16 +13,14 @@ from affine import Affine
 
 from baseline.core.chips import Chip, ChipWindow, plan_windows
 from baseline.train.data import LabelledScene
-from baseline.train.targets import downsample
+from baseline.train.targets import scene_on_model_grid
 
 
 def scene_chips(scene: LabelledScene, gsd_m: float, chip_px: int, overlap_px: int) -> list[Chip]:
-    """All chips of ``scene`` at ``gsd_m`` (an integer multiple of the scene's GSD)."""
-    factor = max(1, int(round(gsd_m / scene.gsd_m)))
-    pixels = downsample(scene.reflectance(), factor).astype(np.float32)
-    valid = downsample(scene.valid[None].astype(np.float32), factor)[0] > 0.5
+    """All chips of ``scene`` at the model's GSD ``gsd_m`` (from any scene GSD: :func:`scene_on_model_grid`)."""
+    image, valid, transform = scene_on_model_grid(scene, gsd_m)
+    pixels = image.astype(np.float32) * np.float32(1e-4)
     pixels[:, ~valid] = 0.0
-    transform = scene.transform @ Affine.scale(factor)
     rows, cols = valid.shape
     chips = []
     for w in plan_windows(rows, cols, chip_px, overlap_px):
@@ -40,7 +38,7 @@ def scene_chips(scene: LabelledScene, gsd_m: float, chip_px: int, overlap_px: in
                 pixels=np.ascontiguousarray(p),
                 valid=v,
                 transform=transform @ Affine.translation(w.col, w.row),
-                gsd_m=gsd_m if factor > 1 else scene.gsd_m,
+                gsd_m=float(abs(transform.a)),
             )
         )
     return chips

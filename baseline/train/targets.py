@@ -59,18 +59,54 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
     return image[:, : h2 * factor, : w2 * factor].reshape(c, h2, factor, w2, factor).mean(axis=(2, 4))
 
 
+def integer_factor(model_gsd_m: float, scene_gsd_m: float) -> int | None:
+    """How many scene pixels make one model pixel, when that is a whole number (1 = same GSD), else None."""
+    ratio = model_gsd_m / scene_gsd_m
+    factor = round(ratio)
+    return factor if factor >= 1 and abs(ratio - factor) <= 1e-3 * ratio else None
+
+
+def scene_on_model_grid(scene: LabelledScene, gsd_m: float) -> tuple[np.ndarray, np.ndarray, Affine]:
+    """The scene's image (reflectance x 10000), validity and transform at the model's GSD ``gsd_m``.
+
+    A scene finer by a whole factor is area-averaged (each model pixel is a
+    block of scene pixels); any other GSD (0.5 m WorldView imagery for a
+    0.3 m model, or 0.2 m for 0.3 m) is resampled the way a run reads it onto
+    the model's grid (:func:`baseline.detect.runtime.resample`: area average
+    down, bilinear up), so the network trains and is scored at the ground
+    scale it works at, never on pixels of another size taken for its own.
+    """
+    factor = integer_factor(gsd_m, scene.gsd_m)
+    if factor == 1:
+        return scene.image, scene.valid, scene.transform
+    if factor is not None:
+        image = downsample(scene.image.astype(np.float32), factor)
+        valid = downsample(scene.valid[None].astype(np.float32), factor)[0] > 0.5
+        return image, valid, scene.transform @ Affine.scale(factor)
+    from baseline.detect.runtime import resample
+
+    scale = gsd_m / scene.gsd_m
+    h, w = scene.valid.shape
+    size = (max(1, round(h / scale)), max(1, round(w / scale)))
+    image = np.maximum(resample(scene.image, size), np.float32(0.0))
+    valid = resample(scene.valid[None].astype(np.float32), size)[0] > 0.5
+    image[:, ~valid] = 0.0
+    return image, valid, scene.transform @ Affine.scale(scale)
+
+
 def building_targets(scene: LabelledScene, gsd_m: float, output_stride: int = 1) -> BuildingTargets:
     """Rasterise a scene's building labels for a model with input GSD ``gsd_m``.
 
-    ``gsd_m`` is an integer multiple of the scene's GSD; targets are on the
-    model's output grid, ``output_stride`` input pixels per output pixel.
+    The image is brought to ``gsd_m`` first (:func:`scene_on_model_grid`, any
+    scene GSD); targets are on the model's output grid, ``output_stride``
+    input pixels per output pixel.
     """
-    factor = max(1, int(round(gsd_m / scene.gsd_m)))
-    image = scene.image if factor == 1 else np.round(downsample(scene.image.astype(np.float32), factor)).astype(np.uint16)
-    out_factor = factor * output_stride
-    valid = downsample(scene.valid[None].astype(np.float32), out_factor)[0] > 0.5
+    image, in_valid, in_transform = scene_on_model_grid(scene, gsd_m)
+    if image.dtype != np.uint16:
+        image = np.clip(np.round(image), 0, 65535).astype(np.uint16)
+    valid = downsample(in_valid[None].astype(np.float32), output_stride)[0] > 0.5
     image = image[:, : valid.shape[0] * output_stride, : valid.shape[1] * output_stride]
-    transform = scene.transform @ Affine.scale(out_factor)
+    transform = in_transform @ Affine.scale(output_stride)
     shape = valid.shape
     b = scene.buildings
     labels = np.zeros(shape, dtype=np.int32)

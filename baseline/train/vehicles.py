@@ -164,6 +164,14 @@ def _load(dirs: list[Path]) -> list[LabelledScene]:
     for s in scenes:
         if s.vehicles is None:
             raise InputFileError(s.path, "no vehicle labels", hint="vehicles.* or truth/vehicles.parquet")
+    for s in scenes[1:]:
+        # the network learns sizes and displacements in pixels: one pixel size per model
+        if abs(s.gsd_m - scenes[0].gsd_m) > 0.01 * scenes[0].gsd_m:
+            raise InputFileError(
+                s.path, f"pixel size {s.gsd_m:g} m, but {scenes[0].path} has {scenes[0].gsd_m:g} m",
+                hint="a vehicle model is trained at one GSD: resample the images to one pixel size "
+                     "(e.g. gdalwarp -tr) or train one model per GSD",
+            )
     return scenes
 
 

@@ -61,3 +61,45 @@ def test_vehicle_maps_put_the_labels_at_the_centre_cell() -> None:
     assert weight[CH["log_length"], r, c] == 1.0 and weight[CH["off_row"], r + 1, c] == 0.0
     # the Gaussian is longer along the axis (cols) than across it (rows)
     assert target[CH["heat_large"], r, c + 2] > target[CH["heat_large"], r + 2, c]
+
+
+def _coarse_scene(gsd_m: float) -> LabelledScene:
+    """60 m square at ``gsd_m``: a bright 15 x 20 m roof on dark ground, labelled where it is drawn."""
+    n = round(60.0 / gsd_m)
+    t = from_origin(0.0, 60.0, gsd_m, gsd_m)
+    image = np.full((4, n, n), 500, np.uint16)
+    c0, c1, r0, r1 = round(10 / gsd_m), round(25 / gsd_m), round(30 / gsd_m), round(50 / gsd_m)
+    image[:, r0:r1, c0:c1] = 3000  # ground x 10..25, y 10..30
+    b = gpd.GeoDataFrame({"height_m": [9.0]}, geometry=[box(10, 10, 25, 30)], crs="EPSG:32635")
+    return LabelledScene("coarse", ".", image, np.ones((n, n), bool), t, CRS.from_epsg(32635), gsd_m, None, None,
+                         buildings=b)
+
+
+@pytest.mark.parametrize("scene_gsd", [0.5, 0.2])
+def test_targets_from_imagery_of_another_pixel_size_are_made_at_the_models_scale(scene_gsd: float) -> None:
+    """0.5 m WorldView or 0.2 m aerial labels train a 0.3 m model at 0.3 m, image and labels on one grid."""
+    t = building_targets(_coarse_scene(scene_gsd), 0.3, output_stride=2)
+    assert t.image.shape == (4, 200, 200) and t.targets.shape == (4, 100, 100)
+    assert t.transform.a == pytest.approx(0.6)
+    inv = ~t.transform
+    extent = t.targets[0].astype(bool)
+    assert extent.sum() * 0.6**2 == pytest.approx(15 * 20, rel=0.05)
+    roof = t.image[0].reshape(100, 2, 100, 2).mean(axis=(1, 3)) > 1750  # bright where the roof is drawn
+    assert (roof == extent).mean() > 0.99
+    col, row = (int(v) for v in inv @ (17.5, 20.0))
+    assert extent[row, col] and not extent[row, col + 15]
+
+
+def test_chips_from_imagery_of_another_pixel_size_are_at_the_models_gsd() -> None:
+    from baseline.train.chipping import scene_chips
+
+    chips = scene_chips(_coarse_scene(0.5), 0.3, chip_px=256, overlap_px=32)  # one chip: 200 px padded
+    assert chips and all(c.gsd_m == pytest.approx(0.3) for c in chips)
+    first = chips[0]
+    assert first.transform.a == pytest.approx(0.3)
+    x, y = first.transform * (0, 0)
+    assert (x, y) == pytest.approx((0.0, 60.0))
+    col, row = (int(v) for v in ~first.transform * (17.5, 20.0))  # on the roof
+    assert first.pixels[0, row, col] == pytest.approx(0.3, abs=0.01)
+    col, row = (int(v) for v in ~first.transform * (17.5, 40.0))  # on the ground north of it
+    assert first.pixels[0, row, col] == pytest.approx(0.05, abs=0.01)
