@@ -233,11 +233,8 @@ def train_buildings(
         input={"bands": BANDS, "gsd_m": s.gsd_m, "mean": mean, "std": std, "scale": "reflectance 0..1",
                **({"sun_planes": planes} if planes else {})},
         outputs=list(BUILDING_CHANNELS),
-        tiling=DEFAULT_TILING["buildings"],
-        postprocess={"extent_threshold": 0.5, "boundary_threshold": 0.5, "min_area_m2": 8.0,
-                     "shadow_threshold": 0.5, "min_shadow_rays": 3, "simplify_px": 0.75,
-                     "regularise_deg": 20.0,
-                     "learned_height_sigma_m": 1.5},
+        tiling=DEFAULT_TILING["buildings"] if start is None else dict(start.card.get("tiling", DEFAULT_TILING["buildings"])),
+        postprocess=_starting_postprocess(start),
         training=training_block(record, train_scenes, _settings_dict(s), dev),
     )
     if start is not None:
@@ -246,6 +243,19 @@ def train_buildings(
     save_model(network.cpu(), card, out)
     write_metrics(out, None, record)
     return finalise_buildings(out, train_scenes, val, device=str(dev))
+
+
+def _starting_postprocess(start: LoadedModel | None) -> dict[str, Any]:
+    """The post-processing a new card starts from, before :func:`finalise_buildings` tunes it.
+
+    A fine-tune keeps its starting model's settings (shadow rules, roof tests,
+    sigma floors that tuning does not derive); only what tuning derives is
+    measured again. A model trained from scratch starts from plain defaults.
+    """
+    if start is not None:
+        return dict(start.card.get("postprocess", {}))
+    return {"extent_threshold": 0.5, "boundary_threshold": 0.5, "min_area_m2": 8.0, "shadow_threshold": 0.5,
+            "min_shadow_rays": 3, "simplify_px": 0.75, "regularise_deg": 20.0, "learned_height_sigma_m": 1.5}
 
 
 def _starting_model(s: BuildingTrainSettings) -> LoadedModel | None:

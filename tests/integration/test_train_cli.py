@@ -84,14 +84,17 @@ def test_train_writes_safetensors_card_and_metrics(kind: str, extra: list[str], 
         assert kept["postprocess"] == edited["postprocess"] and kept["postprocess_kept"] is True
         assert kept["postprocess_tuning"] == copied["postprocess_tuning"] and "tp" in kept["evaluation"]
         assert "not re-tuned" in (copy / "MODEL_CARD.md").read_text()
-        # fine-tuning: starts from 0.0.1's weights, keeps its architecture and normalisation
+        # fine-tuning: starts from 0.0.2's weights, keeps its architecture, normalisation and the
+        # post-processing settings tuning does not derive; what tuning derives is measured again
         tuned = out.parent / "0.0.3"
-        code, _, stderr = _train(kind, ["--init-from", str(out), "--data", str(val), "--out", str(tuned),
+        code, _, stderr = _train(kind, ["--init-from", str(copy), "--data", str(val), "--out", str(tuned),
                                         "--crop", "64", "--encoder", "resnet18", "--lr", "1e-4"], capsys)
         assert code == 0, stderr[-2000:]
         fine = json.loads((tuned / "card.json").read_text())
-        assert fine["training"]["started_from"] == {"model": f"{kind}-toy", "version": "0.0.1",
+        assert fine["training"]["started_from"] == {"model": f"{kind}-toy", "version": "0.0.2",
                                                     "weights_sha256": card["weights_sha256"]}
+        assert fine["postprocess"]["shade_neighbours"] is True and fine["postprocess"]["min_seed_m2"] != 123.0
+        assert fine["tiling"] == kept["tiling"]
         assert fine["architecture"] == card["architecture"] and fine["input"] == card["input"]
         assert fine["training"]["settings"]["encoder"] == card["architecture"]["config"]["encoder"]
         assert fine["weights_sha256"] != card["weights_sha256"]
