@@ -10,6 +10,7 @@ renders and pipeline runs are too slow for a test and are left to the scripts.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -117,3 +118,23 @@ def test_spacenet_scoring_runs_fast(pan_chip: score_spacenet_atlanta.PanChip) ->
     assert m["building_tp"] + m["building_fp"] == m["building_pred_count"]
     assert out["pred"].crs.to_epsg() == 32616
     assert 0.0 <= (m["building_f1"] or 0.0) <= 1.0
+
+
+@pytest.mark.shared_data
+def test_spacenet_finetune_scores_every_label_once_with_a_model_that_never_saw_it(
+        pan_chip: score_spacenet_atlanta.PanChip, tmp_path: Path) -> None:
+    """Two iterations a fold: the path runs end to end; the figure itself comes from the script."""
+    result = score_spacenet_atlanta.finetune_and_score(DATA, tmp_path, minutes=0.0, iterations=2, lr=1e-3, seed=0,
+                                                       buffer_m=10.0, progress=False)
+    folds = result["folds"]
+    assert [(f["train"], f["test"]) for f in folds] == [("west", "east"), ("east", "west")]
+    assert sum(f["test_labels"] for f in folds) == 43  # each label is tested once
+    assert all(f["train_labels"] == g["test_labels"] for f, g in zip(folds, folds[::-1], strict=True))
+    for f in folds:
+        assert f["iterations"] == 2
+        for model in ("shipped", "finetuned"):
+            assert f[model]["tp"] + f[model]["fn"] == f["test_labels"]
+        card = json.loads((Path(f["weights"]) / "card.json").read_text())
+        assert card["training"]["started_from"]["model"] == "buildings-unet"
+        assert card["training"]["data"][0]["buildings"] == f["train_labels"]
+    assert result["pooled"]["shipped"]["tp"] + result["pooled"]["shipped"]["fn"] == 43
