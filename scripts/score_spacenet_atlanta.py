@@ -288,10 +288,12 @@ def finetune_and_score(data: Path, out: Path, *, minutes: float, iterations: int
             test_pred = half_of(pred, fold, fold.test)
             scores[name] = _rates(building_metrics(test_pred, truth, iou))
             scores[name]["touched"] = int(labels_touched(test_pred, truth).sum())
+        # the fit on the half it learned from: against the test half, what generalises and what does not
+        fit = _rates(building_metrics(half_of(tuned_pred, fold, fold.train), half_of(labels, fold, fold.train), iou))
         folds.append({
             "train": fold.train, "test": fold.test, "train_labels": seen["labels"], "test_labels": len(truth),
             "train_pixels": seen["pixels"], "iterations": card["training"]["iterations"],
-            "seconds": round(seconds, 1), "weights": str(target), **scores,
+            "seconds": round(seconds, 1), "weights": str(target), **scores, "finetuned_on_train_half": fit,
         })
     return {
         "model": f"{shipped.name}@{shipped.version}", "pan_input": pan_input, "iou": iou, "buffer_m": buffer_m,
@@ -315,6 +317,8 @@ def print_finetune(result: dict[str, Any]) -> None:
               f"-> test {f['test']} ({f['test_labels']} labels)")
         print(f"    shipped    P / R / F1 {cell(f['shipped'])}")
         print(f"    fine-tuned P / R / F1 {cell(f['finetuned'])}")
+        fit = f["finetuned_on_train_half"]
+        print(f"    (fine-tuned on its own training half: F1 {fmt(fit['f1'])}, tp {fit['tp']}, fp {fit['fp']})")
     pooled = result["pooled"]
     print(f"  pooled over both test halves: shipped F1 {fmt(pooled['shipped']['f1'])}, "
           f"fine-tuned F1 {fmt(pooled['finetuned']['f1'])} ({cell(pooled['finetuned'])})")

@@ -131,7 +131,8 @@ def command() -> None:
 @_common
 @click.option("--encoder", default="tu-regnetx_002", show_default=True, help="segmentation-models-pytorch encoder (no pretrained weights).")
 @click.option("--gsd", "gsd_m", type=float, default=0.3, show_default=True,
-              help="Model input GSD in metres (an integer multiple of the data's).")
+              help="Model input GSD in metres; data of any pixel size is resampled to it "
+                   "(area average down, bilinear up), as a run reads imagery.")
 @click.option("--space-to-depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Fold SxS input pixels into channels: maps come out at S x the input GSD.")
 @click.option("--augment", type=click.Choice(["sensor", "basic"]), default="sensor", show_default=True,

@@ -14,6 +14,10 @@ Two layouts are accepted (both in one CRS per folder):
    (``{"sun_elevation_deg", "sun_azimuth_deg", "band_time_offsets_s"}``) or the
    GeoTIFF tags ``SUN_ELEVATION``, ``SUN_AZIMUTH``, ``BAND_TIME_OFFSETS_S``.
    Without sun angles there is no shadow target; without heights no height target.
+
+Scenes keep their own pixel size here; building training and scoring bring
+them to the model's GSD (:func:`baseline.train.targets.scene_on_model_grid`),
+and a vehicle model is trained at the one pixel size its scenes share.
 """
 
 from __future__ import annotations
