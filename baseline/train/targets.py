@@ -75,6 +75,8 @@ def scene_on_model_grid(scene: LabelledScene, gsd_m: float) -> tuple[np.ndarray,
     the model's grid (:func:`baseline.detect.runtime.resample`: area average
     down, bilinear up), so the network trains and is scored at the ground
     scale it works at, never on pixels of another size taken for its own.
+    At the model's GSD the scene's own uint16 array comes back (no copy);
+    otherwise a float32 one, which callers round if they keep it compact.
     """
     factor = integer_factor(gsd_m, scene.gsd_m)
     if factor == 1:
