@@ -243,14 +243,11 @@ def _rates(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pooled(folds: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    tp = sum(f[key]["tp"] for f in folds)
-    fp = sum(f[key]["fp"] for f in folds)
-    fn = sum(f[key]["fn"] for f in folds)
-    p = tp / (tp + fp) if tp + fp else None
-    r = tp / (tp + fn) if tp + fn else None
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
-            "touched": sum(f[key]["touched"] for f in folds)}
+    from baseline.evaluate.metrics import precision_recall_f1
+
+    tp, fp, fn, touched = (sum(f[key][k] for f in folds) for k in ("tp", "fp", "fn", "touched"))
+    precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1, "touched": touched}
 
 
 def finetune_and_score(data: Path, out: Path, *, minutes: float, iterations: int | None, lr: float, seed: int,
