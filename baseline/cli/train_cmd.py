@@ -142,6 +142,9 @@ def command() -> None:
               help="Give the network the sun (where a metre of height casts its shadow) as two input planes; "
                    "scenes without sun angles get zeros, as 10% of training crops do. Off by default: on the "
                    "shipped model's data a 2,000-iteration fit with them measured no better (README).")
+@click.option("--small-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Weigh the extent loss up by 1 + this on footprints under 60 m2 (kiosks, shelters, sheds) "
+                   "and a pixel around them: they are a few output pixels each and most of what a fit misses.")
 @click.option("--rescore", is_flag=True,
               help="Keep the weights in --out: only re-tune post-processing on --data and re-score on --val.")
 @click.option("--keep-postprocess", is_flag=True,
@@ -151,8 +154,8 @@ def command() -> None:
               help="Start from this model folder's weights (fine-tuning, e.g. the shipped model on your own "
                    "labels); its architecture, GSD and normalisation are kept.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, rescore, keep_postprocess,
-              init_from) -> None:
+              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, small_weight, rescore,
+              keep_postprocess, init_from) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
     from baseline.errors import InvalidValueError
     from baseline.train.buildings import BuildingTrainSettings, finalise_buildings, train_buildings
@@ -165,7 +168,8 @@ def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, 
             return
         s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
                                   space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment,
-                                  sun_planes=sun_planes, init_from=str(init_from) if init_from else None)
+                                  sun_planes=sun_planes, small_weight=small_weight,
+                                  init_from=str(init_from) if init_from else None)
         _set_given(s, batch_size=batch_size, crop_px=crop_px, lr=lr)
         _report(train_buildings(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
 

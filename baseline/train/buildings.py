@@ -68,6 +68,7 @@ class BuildingTrainSettings:
     object_share: float = 0.8
     boundary_weight: float = 3.0
     wall_weight: float = 4.0
+    small_weight: float = 0.0  # extra extent-loss weight on small footprints and their ring (targets.SMALL_BUILDING_M2)
     height_weight: float = 2.0
     seed: int = 0
     max_minutes: float | None = None
@@ -147,10 +148,12 @@ class BuildingSampler:
 def building_loss(out: torch.Tensor, batch: tuple[torch.Tensor, ...], settings: BuildingTrainSettings) -> torch.Tensor:
     """Weighted sum of the extent, boundary, shadow and height losses."""
     y, m = batch
-    seg_mask, shadow_mask, height_mask, wall = m[:, 0], m[:, 1], m[:, 2], m[:, 3]
+    seg_mask, shadow_mask, height_mask, wall, small = m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4]
 
     def bce(i: int, mask: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
         w = mask * (1.0 + (pos_weight - 1.0) * y[:, i])
+        if i == 0 and settings.small_weight:
+            w = w * (1.0 + settings.small_weight * small)
         if i == 1:
             w = w * (1.0 + settings.wall_weight * wall)
         return (F.binary_cross_entropy_with_logits(out[:, i], y[:, i], reduction="none") * w).sum() / w.sum().clamp(min=1.0)

@@ -5,13 +5,20 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pytest
+import torch
 from pyproj import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
 from baseline.detect.nets import VEHICLE_CHANNELS
+from baseline.train.buildings import BuildingTrainSettings, building_loss
 from baseline.train.data import LabelledScene
-from baseline.train.targets import VehicleObjects, building_targets, vehicle_maps
+from baseline.train.targets import (
+    VehicleObjects,
+    building_targets,
+    small_building_pixels,
+    vehicle_maps,
+)
 
 CH = {n: i for i, n in enumerate(VEHICLE_CHANNELS)}
 
@@ -45,6 +52,44 @@ def test_building_targets_mark_the_shared_wall_and_cast_shadows_north() -> None:
     c, r = (int(v) for v in inv @ (17.5, 20.0))
     assert height[r, c] * 10 == pytest.approx(12.0, abs=0.01)
     assert not t.masks[2, 0, 0] and t.masks[2, r, c]  # height loss only on roofs
+
+
+def test_small_footprints_and_their_ring_are_marked_and_large_ones_are_not() -> None:
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:4, 2:4] = 1  # a kiosk
+    labels[8:18, 8:18] = 2  # a house
+    small = small_building_pixels(labels, np.array([4.0, 100.0]), small_m2=60.0)
+    assert small[1:5, 1:5].all() and small.sum() == 16  # the 2x2 footprint and its one-pixel ring
+    assert not small[8:18, 8:18].any()
+
+
+def test_building_targets_mark_a_small_kiosk_beside_a_house() -> None:
+    scene = _scene()
+    kiosk = gpd.GeoDataFrame({"height_m": [3.0]}, geometry=[box(45, 45, 48, 48)], crs=scene.buildings.crs)
+    scene.buildings = gpd.GeoDataFrame(
+        {"height_m": [*scene.buildings["height_m"], 3.0]},
+        geometry=[*scene.buildings.geometry, *kiosk.geometry], crs=scene.buildings.crs,
+    )
+    t = building_targets(scene, 0.6)
+    inv = ~t.transform
+    col, row = (int(v) for v in inv @ (46.5, 46.5))
+    assert t.masks.shape[0] == 5 and t.masks[4, row, col]  # 9 m2: small
+    col, row = (int(v) for v in inv @ (17.5, 20.0))
+    assert not t.masks[4, row, col]  # 300 m2: not
+
+
+def test_small_weight_makes_a_missed_kiosk_cost_more() -> None:
+    y = torch.zeros(1, 4, 8, 8)
+    m = torch.zeros(1, 5, 8, 8)
+    m[:, 0] = 1.0  # segmentation counts everywhere
+    y[0, 0, 1:3, 1:3] = 1.0  # a kiosk the network does not see
+    m[0, 4, 0:4, 0:4] = 1.0  # marked small, with its ring
+    out = torch.full((1, 4, 8, 8), -4.0)  # everything predicted background
+    plain = building_loss(out, (y, m), BuildingTrainSettings(small_weight=0.0))
+    weighted = building_loss(out, (y, m), BuildingTrainSettings(small_weight=4.0))
+    assert weighted > plain + 0.3  # the missed kiosk now costs more (0.27 -> 0.64 in the extent term)
+    out[0, 0, 1:3, 1:3] = 4.0  # the kiosk found: its pixels no longer cost
+    assert building_loss(out, (y, m), BuildingTrainSettings(small_weight=4.0)) < plain
 
 
 def test_vehicle_maps_put_the_labels_at_the_centre_cell() -> None:
