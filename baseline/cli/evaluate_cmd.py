@@ -32,7 +32,9 @@ Heights are scored overall, per band of true height (_under_10m, _10_30m,
 _over_30m) and per height_source (_shadow, _learned, _dsm); with
 height_sigma_m, the share of errors inside their 95% interval too.
 Unmatched footprints are counted by kind: building_fn_missed, _merged,
-_split, _outline; building_fp_merged, _phantom, _extra, _partial.
+_split, _outline; building_fp_merged, _phantom, _extra, _partial. Recall is
+also given per footprint size (building_recall_under_30m2, _30_60m2,
+_over_60m2): kiosks and sheds are what a model misses most.
 """
 
 SUBCOMMANDS = ("buildings", "vehicles", "run")

@@ -277,3 +277,35 @@ def test_height_errors_per_height_source():
     assert out["height_within_95_interval_shadow"] == 0.5 and out["height_within_95_interval_learned"] == 0.5
     assert "height_mae_m_dsm" not in out
     assert "height_mae_m_shadow" not in building_metrics(pred.drop(columns="height_source"), truth)
+
+
+def test_recall_per_footprint_size_class():
+    """A missed kiosk shows in the small class, not hidden in one F1."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from baseline.evaluate.scoring import building_metrics
+
+    truth = gpd.GeoDataFrame(geometry=[
+        box(0, 0, 4, 4),  # 16 m2 kiosk, missed
+        box(10, 0, 15, 5),  # 25 m2 shed, found
+        box(20, 0, 26, 7),  # 42 m2 garage, found
+        box(40, 0, 60, 20), box(70, 0, 90, 20),  # 400 m2 blocks: one found, one missed
+    ], crs="EPSG:32635")
+    pred = gpd.GeoDataFrame(geometry=[truth.geometry[1], truth.geometry[2], truth.geometry[3]], crs="EPSG:32635")
+    out = building_metrics(pred, truth)
+    assert out["building_truth_count_under_30m2"] == 2 and out["building_recall_under_30m2"] == 0.5
+    assert out["building_truth_count_30_60m2"] == 1 and out["building_recall_30_60m2"] == 1.0
+    assert out["building_truth_count_over_60m2"] == 2 and out["building_recall_over_60m2"] == 0.5
+
+
+def test_recall_per_size_class_is_none_where_a_class_is_empty():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from baseline.evaluate.scoring import building_metrics
+
+    truth = gpd.GeoDataFrame(geometry=[box(0, 0, 20, 20)], crs="EPSG:32635")
+    out = building_metrics(truth.copy(), truth)
+    assert out["building_recall_over_60m2"] == 1.0
+    assert out["building_recall_under_30m2"] is None and out["building_truth_count_under_30m2"] == 0
