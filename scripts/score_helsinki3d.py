@@ -265,6 +265,24 @@ def check_truth_heights(scene: Path, footprints: Path) -> tuple[int, int]:
     return int(agree.sum()), len(truth)
 
 
+def scene_spec(spec: str) -> str:
+    """``spec`` checked as AREA:SEED:ELEVATION:AZIMUTH (argparse type); a clear error otherwise."""
+    parts = spec.split(":")
+    if len(parts) != 4 or parts[0] not in AREAS:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r} is not AREA:SEED:ELEVATION:AZIMUTH with AREA one of {', '.join(AREAS)} "
+            "(e.g. kalasatama:3010:30:180)")
+    try:
+        seed, elevation, azimuth = int(parts[1]), float(parts[2]), float(parts[3])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: SEED must be a whole number, ELEVATION and AZIMUTH "
+                                         "numbers of degrees (e.g. kalasatama:3010:30:180)") from None
+    if not (0 < elevation <= 90 and 0 <= azimuth < 360 and seed >= 0):
+        raise argparse.ArgumentTypeError(f"{spec!r}: the sun's elevation must lie in (0, 90] degrees, its "
+                                         "azimuth in [0, 360) and the seed be non-negative")
+    return spec
+
+
 def score(spec: str, work: Path, sentinel2: bool = False) -> dict[str, Any]:
     """Render (once), run (once) and evaluate one AREA:SEED:ELEVATION:AZIMUTH scene."""
     area, seed, elevation, azimuth = spec.split(":")
@@ -425,7 +443,8 @@ def report(rows: list[dict[str, Any]], placements: dict[str, Placement]) -> None
 def main() -> None:
     """Render, run and score every scene asked for, then print the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scene", action="append", help="AREA:SEED:ELEVATION:AZIMUTH (repeatable)")
+    parser.add_argument("--scene", action="append", type=scene_spec,
+                        help="AREA:SEED:ELEVATION:AZIMUTH (repeatable), e.g. kalasatama:3010:30:180")
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "score-helsinki3d")
     parser.add_argument("--data", type=Path, default=DATA, help="The shared data folder.")
     parser.add_argument("--json", type=Path, default=None, help="Also write every score here.")

@@ -138,3 +138,14 @@ def test_spacenet_finetune_scores_every_label_once_with_a_model_that_never_saw_i
         assert card["training"]["started_from"]["model"] == "buildings-unet"
         assert card["training"]["data"][0]["buildings"] == f["train_labels"]
     assert result["pooled"]["shipped"]["tp"] + result["pooled"]["shipped"]["fn"] == 43
+
+
+@pytest.mark.parametrize("spec", ["kalasatama-s3002-e40-a200", "tampere:1:40:200", "viikki:x:40:200",
+                                  "viikki:1:95:200", "viikki:1:40"])
+def test_a_bad_helsinki_scene_spec_is_refused_with_the_expected_form(spec: str) -> None:
+    """A scene name or a mistyped spec gets argparse's error naming the form, not an IndexError."""
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="AREA:SEED:ELEVATION:AZIMUTH|elevation|SEED"):
+        score_helsinki3d.scene_spec(spec)
+    assert score_helsinki3d.scene_spec("viikki:3005:40:200") == "viikki:3005:40:200"
