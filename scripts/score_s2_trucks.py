@@ -62,6 +62,7 @@ from baseline.evaluate.s2_trucks import (
     score_trucks,
 )
 from baseline.preprocess.sentinel2 import scene_reflectance
+from baseline.synth.seeds import seed_list_arg
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -75,15 +76,6 @@ REAL_DESCRIBE = {REAL_FILE: {
 }}
 REPORT_SEEDS = "2025-2031"
 CORRIDOR_SEEDS = "9000-9029"
-
-
-def seeds_arg(text: str) -> list[int]:
-    """``2025-2031``, ``2025,2026`` or ``7,101-105``."""
-    out: list[int] = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out += list(range(int(a), int(b or a) + 1))
-    return out
 
 
 def rendered(seed: int, cache: Path) -> dict:
@@ -295,8 +287,8 @@ def write_overlay(path: Path, refl: np.ndarray, road: np.ndarray, rows: np.ndarr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default=REPORT_SEEDS, help="city render seeds to score (not the training or tuning ones)")
-    ap.add_argument("--corridor-seeds", default=CORRIDOR_SEEDS, help="corridor render seeds to score")
+    ap.add_argument("--seeds", type=seed_list_arg, default=REPORT_SEEDS, help="city render seeds to score (not the training or tuning ones)")
+    ap.add_argument("--corridor-seeds", type=seed_list_arg, default=CORRIDOR_SEEDS, help="corridor render seeds to score")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "s2-trucks-scores", help="renders kept here")
     ap.add_argument("--png", type=Path, default=None, help="overlay of the real crop's detections")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
@@ -308,8 +300,7 @@ def main() -> None:
     args = ap.parse_args()
     folder = str(args.model) if args.model else None
     net, params = load_truck_net(folder), model_params(folder)
-    city_seeds = seeds_arg(args.seeds) if args.seeds else []
-    corridor_seeds = seeds_arg(args.corridor_seeds) if args.corridor_seeds else []
+    city_seeds, corridor_seeds = args.seeds, args.corridor_seeds
     if args.grid:
         tuning_grid(city_seeds, corridor_seeds, args.cache, net)
         return

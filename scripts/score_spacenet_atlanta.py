@@ -377,6 +377,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="Where the fine-tune's folders and weights go (default: a new temporary folder).")
     args = parser.parse_args()
+    for flag, value, lowest in (("--finetune-minutes", args.finetune_minutes, 0.0),
+                                ("--finetune-iterations", args.finetune_iterations, 1),
+                                ("--lr", args.lr, None), ("--buffer-m", args.buffer_m, 0.0)):
+        if value is None:
+            continue
+        if (lowest is None and not value > 0) or (lowest is not None and value < lowest):
+            parser.error(f"{flag} {value}: must be {'above 0' if lowest is None else f'at least {lowest}'}")
+    if not 0 < args.iou <= 1:
+        parser.error(f"--iou {args.iou}: an IoU threshold lies in (0, 1]")
     if not (args.data / IMAGE).is_file():
         sys.exit(f"{args.data / IMAGE} not found (give --data)")
     models_root = (args.models_dir or REPO / "models").resolve()

@@ -58,6 +58,7 @@ from baseline.synth.geometry import oriented_boxes, translate
 from baseline.synth.grid import Grid
 from baseline.synth.inputs import load_inputs
 from baseline.synth.scene_plan import plan_scene
+from baseline.synth.seeds import seed_list_arg, seed_list_text
 from baseline.synth.sensors import SENTINEL2
 from baseline.synth.sentinel2 import _moving_vehicles
 from baseline.synth.shadows import shadow_direction
@@ -67,15 +68,6 @@ COPY_BANDS = ("B02", "B03", "B04")
 FINE_M = 1.0
 DISP_WEIGHT = 0.2
 DILATIONS = (1, 1, 2, 2, 1)
-
-
-def seeds_arg(text: str) -> list[int]:
-    """``1000-1039``, ``1,2,5`` or ``1,5-9``."""
-    out: list[int] = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out += list(range(int(a), int(b or a) + 1))
-    return out
 
 
 def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visible: np.ndarray,
@@ -515,10 +507,10 @@ def model_card_markdown(card: dict, metrics: dict | None = None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="1000-1079", help="render seeds to train on")
+    ap.add_argument("--seeds", type=seed_list_arg, default="1000-1079", help="render seeds to train on")
     ap.add_argument("--inject", type=int, default=12, help="extra trucks drawn per scene")
     ap.add_argument("--open", type=int, default=60, help="open-country scenes drawn in numpy")
-    ap.add_argument("--corridor-seeds", default="5000-5119",
+    ap.add_argument("--corridor-seeds", type=seed_list_arg, default="5000-5119",
                     help="corridor renders (baseline.synth.corridor) to train on")
     ap.add_argument("--steps", type=int, default=15000)
     ap.add_argument("--width", type=int, default=40)
@@ -541,8 +533,8 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rng = np.random.default_rng(20250)
     started = time.perf_counter()
-    seeds = seeds_arg(args.seeds)
-    samples = training_samples(seeds, rng, args.inject, seeds_arg(args.corridor_seeds), args.open, args.samples,
+    seeds = args.seeds
+    samples = training_samples(seeds, rng, args.inject, args.corridor_seeds, args.open, args.samples,
                                args.target_contrast)
     render_s = time.perf_counter() - started
 
@@ -559,7 +551,7 @@ def main() -> None:
                       "features": "baseline.detect.s2_trucks.input_features"},
             "training": {"script": "scripts/train_s2_trucks.py", "seeds": [seeds[0], seeds[-1]], "scenes": len(seeds),
                          "render": "central Helsinki, VHR gsd 1 m, random sun (25-55 deg elevation)",
-                         "corridor_seeds": args.corridor_seeds, "open_country_scenes": args.open,
+                         "corridor_seeds": seed_list_text(args.corridor_seeds), "open_country_scenes": args.open,
                          "extra_trucks_per_scene": args.inject,
                          "target_contrast": args.target_contrast, "steps": steps, "batch": 16, "crop_px": 32,
                          "loss_every_100_steps": record, "render_s": round(render_s, 1),
