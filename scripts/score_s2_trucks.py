@@ -287,8 +287,10 @@ def write_overlay(path: Path, refl: np.ndarray, road: np.ndarray, rows: np.ndarr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=seed_list_arg, default=REPORT_SEEDS, help="city render seeds to score (not the training or tuning ones)")
-    ap.add_argument("--corridor-seeds", type=seed_list_arg, default=CORRIDOR_SEEDS, help="corridor render seeds to score")
+    ap.add_argument("--seeds", type=seed_list_arg, default=REPORT_SEEDS,
+                    help="city render seeds to score (not the training or tuning ones), e.g. 2025-2031 or 7,101-105")
+    ap.add_argument("--corridor-seeds", type=seed_list_arg, default=CORRIDOR_SEEDS,
+                    help="corridor render seeds to score")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "s2-trucks-scores", help="renders kept here")
     ap.add_argument("--png", type=Path, default=None, help="overlay of the real crop's detections")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")

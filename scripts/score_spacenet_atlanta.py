@@ -377,13 +377,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="Where the fine-tune's folders and weights go (default: a new temporary folder).")
     args = parser.parse_args()
-    for flag, value, lowest in (("--finetune-minutes", args.finetune_minutes, 0.0),
-                                ("--finetune-iterations", args.finetune_iterations, 1),
-                                ("--lr", args.lr, None), ("--buffer-m", args.buffer_m, 0.0)):
-        if value is None:
-            continue
-        if (lowest is None and not value > 0) or (lowest is not None and value < lowest):
-            parser.error(f"{flag} {value}: must be {'above 0' if lowest is None else f'at least {lowest}'}")
+    if args.finetune_minutes < 0:
+        parser.error(f"--finetune-minutes {args.finetune_minutes}: give 0 (no fine-tune) or more")
+    if args.finetune_iterations is not None and args.finetune_iterations < 1:
+        parser.error(f"--finetune-iterations {args.finetune_iterations}: give 1 or more")
+    if not args.lr > 0:
+        parser.error(f"--lr {args.lr}: a learning rate is above 0")
+    if args.buffer_m < 0:
+        parser.error(f"--buffer-m {args.buffer_m}: a strip width is 0 or more metres")
     if not 0 < args.iou <= 1:
         parser.error(f"--iou {args.iou}: an IoU threshold lies in (0, 1]")
     if not (args.data / IMAGE).is_file():

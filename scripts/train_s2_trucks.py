@@ -534,6 +534,8 @@ def main() -> None:
     rng = np.random.default_rng(20250)
     started = time.perf_counter()
     seeds = args.seeds
+    if not seeds:
+        ap.error("--seeds names no seed: give at least one render seed to train on (e.g. 1000-1079)")
     samples = training_samples(seeds, rng, args.inject, args.corridor_seeds, args.open, args.samples,
                                args.target_contrast)
     render_s = time.perf_counter() - started
