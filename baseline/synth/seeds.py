@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from baseline.errors import InvalidValueError
+
 
 def parse_seed_list(text: str) -> list[int]:
     """The seeds ``text`` names, in order; "" names none.
 
     Each comma-separated part is a seed or an inclusive range ``a-b`` with
-    ``a <= b``. Anything else is a ``ValueError`` that quotes the part, so a
-    mistyped list stops the script before it renders anything.
+    ``a <= b``. Anything else is an :class:`~baseline.errors.InvalidValueError`
+    (a ``ValueError``) that quotes the part, so a mistyped list stops the
+    script before it renders anything.
     """
     seeds: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -18,9 +21,9 @@ def parse_seed_list(text: str) -> list[int]:
         try:
             a, b = int(first), int(last) if dash else int(first)
         except ValueError:
-            raise ValueError(f"seed list {text!r}: {part!r} is not a seed or a range like 101-105") from None
+            raise InvalidValueError("seed list", text, f"seeds or ranges like 7,101-105 ({part!r} is neither)") from None
         if a < 0 or b < a:
-            raise ValueError(f"seed list {text!r}: {part!r} is not a range of non-negative seeds, low to high")
+            raise InvalidValueError("seed list", text, f"non-negative seeds, ranges low to high ({part!r} is not)")
         seeds.extend(range(a, b + 1))
     return seeds
 
@@ -29,7 +32,7 @@ def seed_list_arg(text: str) -> list[int]:
     """:func:`parse_seed_list` as an argparse ``type`` (its error becomes argparse's usage error)."""
     try:
         return parse_seed_list(text)
-    except ValueError as exc:
+    except InvalidValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
