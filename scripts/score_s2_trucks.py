@@ -173,11 +173,18 @@ def _loose_detections(reflectance, valid, transform, crs, roads, net=None) -> gp
 def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path, net: TruckNet | None = None) -> None:
     """F1 for a grid of ``min_score`` x ``min_area_px``, pooled over the city and over the corridor tuning
     seeds (how the shipped thresholds were chosen, on city seeds 7, 101-105 and corridor seeds 8000-8009
-    only), ranked by their mean: detect once with low thresholds, then filter and suppress."""
+    only), ranked by their mean: detect once with low thresholds, then filter and suppress.
+
+    For a network with a centre head the score is the peak's heat (0 to 1), so ``min_score`` spans
+    0.10-0.60, and the suppression radius ``nms_m`` is searched too (8, 11 or 15 m): the head is
+    there to keep trucks a couple of pixels apart.
+    """
     from baseline.detect.s2_trucks import _nms
     from baseline.synth.corridor import CorridorParams, render_corridor
 
-    nms_m = TruckParams().nms_m
+    centre = net.centre if net is not None else load_truck_net().centre
+    score_range = np.arange(0.10, 0.601, 0.05) if centre else np.arange(0.04, 0.161, 0.01)
+    nms_range = (8.0, 11.0, 15.0) if centre else (TruckParams().nms_m,)
     runs: dict[str, list] = {"city": [], "corridor": []}
     for seed in city_seeds:
         sc = rendered(seed, cache)
@@ -188,24 +195,25 @@ def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path, n
         runs["corridor"].append((_loose_detections(sc.reflectance, sc.valid, sc.transform, sc.grid.crs, sc.roads, net),
                                  sc.vehicles))
     results = []
-    for min_score in np.arange(0.04, 0.161, 0.01):
+    for min_score in score_range:
         for min_area in np.arange(0.0, 0.41, 0.05):
-            f1s = []
-            for kind in ("city", "corridor"):
-                scores = []
-                for det, vehicles in runs[kind]:
-                    kept = det[(det["score"] >= min_score) & (det["area_px"] >= min_area)]
-                    kept = kept.sort_values("score", ascending=False).reset_index(drop=True)
-                    scores.append(score_trucks(kept[_nms(kept.geometry.values, nms_m)], vehicles))
-                p = pooled(scores) if scores else None
-                f1s.append((p.f1 or 0.0, p.precision or 0.0, p.recall or 0.0) if p else (0.0, 0.0, 0.0))
-            results.append((float(np.mean([f[0] for f in f1s])), *f1s[0], *f1s[1], round(min_score, 2),
-                            round(min_area, 2)))
+            for nms_m in nms_range:
+                f1s = []
+                for kind in ("city", "corridor"):
+                    scores = []
+                    for det, vehicles in runs[kind]:
+                        kept = det[(det["score"] >= min_score) & (det["area_px"] >= min_area)]
+                        kept = kept.sort_values("score", ascending=False).reset_index(drop=True)
+                        scores.append(score_trucks(kept[_nms(kept.geometry.values, nms_m)], vehicles))
+                    p = pooled(scores) if scores else None
+                    f1s.append((p.f1 or 0.0, p.precision or 0.0, p.recall or 0.0) if p else (0.0, 0.0, 0.0))
+                results.append((float(np.mean([f[0] for f in f1s])), *f1s[0], *f1s[1], round(min_score, 2),
+                                round(min_area, 2), nms_m))
     results.sort(reverse=True)
-    print(" mean  city F1  prec recall  corr F1  prec recall  min_score  min_area_px")
+    print(" mean  city F1  prec recall  corr F1  prec recall  min_score  min_area_px  nms_m")
     for r in results[:12]:
         print(f"{r[0]:5.3f} {r[1]:8.3f} {r[2]:5.3f} {r[3]:6.3f} {r[4]:8.3f} {r[5]:5.3f} {r[6]:6.3f} "
-              f"{r[7]:10.2f} {r[8]:12.2f}")
+              f"{r[7]:10.2f} {r[8]:12.2f} {r[9]:6.0f}")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -45,6 +45,7 @@ from scipy.ndimage import gaussian_filter
 from torch.nn import functional as F
 
 from baseline.detect.s2_trucks import (
+    CENTRE_OUTPUT,
     MODEL_NAME,
     MODEL_VERSION,
     N_FEATURES,
@@ -68,13 +69,36 @@ COPY_BANDS = ("B02", "B03", "B04")
 FINE_M = 1.0
 DISP_WEIGHT = 0.2
 DILATIONS = (1, 1, 2, 2, 1)
+N_TARGETS = 7
+CENTRE_SIGMA_PX = 0.6
+"""Spread of the centre heatmap's Gaussians (10 m pixels): narrow enough that trucks two pixels apart keep
+two peaks."""
+CENTRE_WEIGHT = 1.0
+
+
+def add_centre(heat: np.ndarray, row: float, col: float, sigma: float = CENTRE_SIGMA_PX) -> None:
+    """Paint a truck's centre on ``heat`` (in place, keeping the larger value): a Gaussian over pixel
+    centres around fractional ``(row, col)`` (0 = top-left edge), and 1 on the pixel holding it (the
+    positive of the focal loss)."""
+    h, w = heat.shape
+    ri, ci = int(np.floor(row)), int(np.floor(col))
+    reach = int(np.ceil(3 * sigma))
+    r0, r1, c0, c1 = max(ri - reach, 0), min(ri + reach + 1, h), max(ci - reach, 0), min(ci + reach + 1, w)
+    if r0 >= r1 or c0 >= c1:
+        return
+    rr, cc = np.mgrid[r0:r1, c0:c1] + 0.5
+    g = np.exp(-((rr - row) ** 2 + (cc - col) ** 2) / (2 * sigma**2)).astype(np.float32)
+    heat[r0:r1, c0:c1] = np.maximum(heat[r0:r1, c0:c1], g)
+    if 0 <= ri < h and 0 <= ci < w:
+        heat[ri, ci] = 1.0
 
 
 def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visible: np.ndarray,
             cars: gpd.GeoDataFrame) -> np.ndarray:
-    """(6, h, w): the visible trucks' mean coverage of their B02/B03/B04-time copies, and at each pixel
+    """(7, h, w): the visible trucks' mean coverage of their B02/B03/B04-time copies, and at each pixel
     the B02 -> B04 and B02 -> B03 displacement (rows, cols; pixels) of the truck covering it most;
-    last, the moving cars' mean coverage (the auxiliary output).
+    the moving cars' mean coverage (the auxiliary output); and the centre heatmap of the visible
+    trucks at the copies' mean time (:func:`add_centre`).
 
     Dark trucks (``visible`` False) get no target: at 10 m they leave almost no signature, and
     asking the network to find them would teach it to fire on faint clutter.
@@ -82,8 +106,9 @@ def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visib
     k = int(round(grid.gsd / FINE_M))
     fine = Grid(grid.x0, grid.y0, FINE_M, grid.width * k, grid.height * k, grid.crs)
     t = {band: SENTINEL2.time_offsets_s[band] for band in COPY_BANDS}
-    out = np.zeros((6, *grid.shape), dtype=np.float32)
+    out = np.zeros((N_TARGETS, *grid.shape), dtype=np.float32)
     best = np.zeros(grid.shape, dtype=np.float32)
+    t_mean = float(np.mean([t[band] for band in COPY_BANDS]))
     speed = cars["speed_kmh"].to_numpy() / 3.6
     head = np.radians(cars["heading_deg"].to_numpy())
     for band in COPY_BANDS:
@@ -102,6 +127,9 @@ def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visib
             # (rows, cols): rows grow southwards
             out[1 + 2 * j][mine] = -vy[i] * (t1 - t0) / grid.gsd
             out[2 + 2 * j][mine] = vx[i] * (t1 - t0) / grid.gsd
+        centroid = shapely.centroid(boxes[i])
+        add_centre(out[6], (grid.y0 - (centroid.y + vy[i] * t_mean)) / grid.gsd,
+                   (centroid.x + vx[i] * t_mean - grid.x0) / grid.gsd)
     out[0] = np.clip(out[0], 0.0, 1.0)
     return out
 
@@ -229,7 +257,8 @@ def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[
     asphalt = np.array(materials.GROUND["road"], dtype=np.float32) * rng.uniform(0.85, 1.3)
     t = {band: SENTINEL2.time_offsets_s[band] for band in ("B02", "B03", "B04", "B08")}
     order = ("B02", "B03", "B04", "B08")
-    target = np.zeros((6, size, size), dtype=np.float32)
+    target = np.zeros((N_TARGETS, size, size), dtype=np.float32)
+    t_mean = float(np.mean([t[band] for band in order[:3]]))
     best = np.zeros((size, size), dtype=np.float32)
     delta = np.zeros((4, size, size), dtype=np.float32)
     for _ in range(int(rng.integers(1, 4))):
@@ -283,6 +312,7 @@ def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[
             for j, (t0, t1) in enumerate(((t["B02"], t["B04"]), (t["B02"], t["B03"]))):
                 target[1 + 2 * j][mine] = -vn * (t1 - t0) / 10.0
                 target[2 + 2 * j][mine] = ve * (t1 - t0) / 10.0
+            add_centre(target[6], -(n + vn * t_mean) / 10.0, (e + ve * t_mean) / 10.0)
     sigma = rng.uniform(0.3, 0.6)
     refl = refl + np.stack([gaussian_filter(d, sigma) for d in delta])
     refl = np.stack([gaussian_filter(b, sigma * 0.5) for b in refl])
@@ -338,7 +368,7 @@ def training_samples(seeds: list[int], rng: np.random.Generator, inject: int, co
             print(f"rendered seed {seed} ({time.perf_counter() - started:.0f} s)", flush=True)
         return out
 
-    samples = _cached(cache, f"city-v1-{seeds[0]}-{seeds[-1]}-{len(seeds)}-{inject}-{contrast:g}", city)
+    samples = _cached(cache, f"city-v2-{seeds[0]}-{seeds[-1]}-{len(seeds)}-{inject}-{contrast:g}", city)
     for seed in corridor_seeds:
         samples += corridor_sample(seed, contrast)
     print(f"rendered {len(corridor_seeds)} corridor scenes ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -385,25 +415,39 @@ def batches(samples: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generat
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+def centre_focal_loss(logit: torch.Tensor, heat: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss (Law and Deng 2018; Zhou et al. 2019) on the centre
+    heatmap, over the number of centres (pixels where ``heat`` is 1)."""
+    p = torch.sigmoid(logit).clamp(1e-4, 1 - 1e-4)
+    pos = heat >= 1.0
+    pos_loss = -((1 - p) ** alpha * torch.log(p))[pos].sum()
+    neg_loss = -(((1 - heat) ** beta) * p**alpha * torch.log(1 - p))[~pos].sum()
+    return (pos_loss + neg_loss) / pos.sum().clamp(min=1)
+
+
 def loss_fn(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on the mean coverage (truck pixels weighted up: they are rare), the L1 error of
-    the two displacements, weighted by coverage, where a truck covers the pixel, and cross-entropy on
-    the moving cars' coverage (auxiliary)."""
+    the two displacements, weighted by coverage, where a truck covers the pixel, cross-entropy on
+    the moving cars' coverage (auxiliary) and, for a network with a centre head (seven outputs),
+    the focal loss on the centre heatmap."""
     cover = target[:, 0]
     weight = 1.0 + 20.0 * (cover > 0.01).float()
     bce = F.binary_cross_entropy_with_logits(raw[:, 0], cover, weight=weight)
     on = (cover > 0.02).float() * cover.clamp(max=0.3) / 0.3
     l1 = (raw[:, 1:5] - target[:, 1:5]).abs().sum(dim=1)
     cars = F.binary_cross_entropy_with_logits(raw[:, 5], target[:, 5], weight=1.0 + 5.0 * (target[:, 5] > 0.01).float())
-    return bce + DISP_WEIGHT * (on * l1).sum() / on.sum().clamp(min=1.0) + 0.5 * cars
+    loss = bce + DISP_WEIGHT * (on * l1).sum() / on.sum().clamp(min=1.0) + 0.5 * cars
+    if raw.shape[1] > 6:
+        loss = loss + CENTRE_WEIGHT * centre_focal_loss(raw[:, 6], target[:, 6])
+    return loss
 
 
 def train(samples: list, steps: int, seed: int, width: int, dilations: tuple[int, ...], crop: int = 32,
-          checkpoint: Callable[[TruckNet, list[float]], None] | None = None) -> tuple[TruckNet, list[float]]:
+          centre: bool = False, checkpoint: Callable[[TruckNet, list[float]], None] | None = None) -> tuple[TruckNet, list[float]]:
     """Adam with a cosine schedule; returns the network and the loss every 100 steps."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = TruckNet(width, dilations)
+    net = TruckNet(width, dilations, centre=centre)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     record, running = [], 0.0
@@ -465,6 +509,25 @@ def dark_line(contrast: float) -> str:
     return f"Dark trucks (paint within {contrast:g} of asphalt) get no target."
 
 
+def centre_line(card: dict) -> str:
+    """The card's sentence on the centre-heatmap head, when the network has one."""
+    if CENTRE_OUTPUT not in card["architecture"]["outputs"]:
+        return ""
+    return (f"Last, a heatmap peaked at each truck's centre at the copies' mean time (Gaussians of "
+            f"{CENTRE_SIGMA_PX:g} px, CenterNet focal loss): objects start at its 3x3 peaks and score their heat, so "
+            "two trucks whose coverage merges stay two. ")
+
+
+def detection_line(card: dict) -> str:
+    """The card's line on the thresholds that come with the network (its ``detection`` block)."""
+    detection = card.get("detection")
+    if not detection:
+        return "- **Detection thresholds**: the code defaults of `TruckParams`.\n"
+    settings = ", ".join(f"`{k}` {v:g}" for k, v in detection.items())
+    return (f"- **Detection thresholds** (the card's `detection` block, best mean F1 of the tuning seeds on "
+            f"`scripts/score_s2_trucks.py --grid`): {settings}.\n")
+
+
 def model_card_markdown(card: dict, metrics: dict | None = None) -> str:
     """The card for people: what the network does, on what it was trained, how it is used and scored."""
     tr = card["training"]
@@ -481,9 +544,9 @@ def model_card_markdown(card: dict, metrics: dict | None = None) -> str:
   colour, brightness, NDVI, road mask).
 - **Output**: per pixel, the fraction covered by a moving large vehicle (mean of its B02-, B03- and B04-time
   copies; sigmoid), its B02->B04 and B02->B03 displacements (pixels), and an auxiliary moving-car coverage.
-  `extract_objects` turns these into trucks (blue -> green -> red order; speed = B02->B04 displacement / time).
-  {dark_line(tr.get("target_contrast", 0.1))}
-- **Training data**: {tr["scenes"]} renders of central Helsinki (`baseline.synth`, seeds {tr["seeds"][0]}-{tr["seeds"][1]},
+  {centre_line(card)}`extract_objects` turns these into trucks (blue -> green -> red order; speed = B02->B04
+  displacement / time). {dark_line(tr.get("target_contrast", 0.1))}
+{detection_line(card)}- **Training data**: {tr["scenes"]} renders of central Helsinki (`baseline.synth`, seeds {tr["seeds"][0]}-{tr["seeds"][1]},
   {tr["render"]}), each with {tr["extra_trucks_per_scene"]} extra trucks drawn at 10-170 km/h by the renderer's own
   per-band drawing, and corridor renders (`baseline.synth.corridor`, seeds {tr["corridor_seeds"]}: motorways, trunk
   and primary roads through open country, trucks at motorway speeds and in congestion), used with and without the
@@ -514,6 +577,9 @@ def main() -> None:
                     help="corridor renders (baseline.synth.corridor) to train on")
     ap.add_argument("--steps", type=int, default=15000)
     ap.add_argument("--width", type=int, default=40)
+    ap.add_argument("--centre", action="store_true",
+                    help="add a centre-heatmap head (CenterNet focal loss): objects start at its peaks, so trucks "
+                         "two pixels apart stay two")
     ap.add_argument("--target-contrast", type=float, default=0.1,
                     help="moving trucks whose paint differs from asphalt by less than this get no target "
                          "(0: every moving truck is a target, dark ones included)")
@@ -547,7 +613,8 @@ def main() -> None:
             "task": "Sentinel-2 moving trucks: per pixel, the truck coverage (mean of its B02-, B03- and B04-time "
                     "copies) and the B02->B04 and B02->B03 displacements",
             "architecture": {"kind": "TruckNet", "width": args.width, "dilations": list(DILATIONS),
-                             "inputs": N_FEATURES, "outputs": [*OUTPUTS, "moving_car_logit (auxiliary)"],
+                             "inputs": N_FEATURES, "outputs": [*OUTPUTS, "moving_car_logit (auxiliary)",
+                                                           *([CENTRE_OUTPUT] if args.centre else [])],
                              "parameters": int(sum(p.numel() for p in net.parameters()))},
             "input": {"bands": ["blue", "green", "red", "nir"], "gsd_m": 10.0, "reflectance": "0 to 1",
                       "features": "baseline.detect.s2_trucks.input_features"},
@@ -563,7 +630,7 @@ def main() -> None:
             "licence": "Apache-2.0; training scenes rendered from OpenStreetMap data (c) OpenStreetMap contributors, ODbL 1.0",
         }
 
-    net, record = train(samples, args.steps, 0, args.width, DILATIONS,
+    net, record = train(samples, args.steps, 0, args.width, DILATIONS, centre=args.centre,
                         checkpoint=lambda n, r: write_model(n, args.out, card_for(n, r, len(r) * 100)))
     write_model(net, args.out, card_for(net, record, args.steps))
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s", flush=True)

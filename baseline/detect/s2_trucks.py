@@ -28,11 +28,16 @@ Method, in the order of Fisser et al. (pixel classes, then objects):
    blue -> green -> red order along that displacement, *measured in the image*
    (:func:`band_order_z`): green-minus-blue and red-minus-green anomalies must
    not form dipoles pointing backwards (a copy out of place is rejected).
+   A network with a centre head (``TruckNet(centre=True)``, from 1.1.0)
+   also gives a heatmap peaked at each truck's centre (CenterNet-style);
+   objects then start at its peaks and score their heat, which keeps two
+   trucks a couple of pixels apart as two where their coverage merges.
 4. **Speed and heading**: the B02 -> B04 displacement ``d`` over the scene's
    ``t_B04 - t_B02`` (its band time offsets); heading is the direction of ``d``
    (compass degrees, direction of travel). The point is the truck at B04 time:
    the coverage centroid (the copies' mean time) moved on along ``d``.
-5. **Score**: the peak coverage (about 0.25 for a 10 m truck inside one pixel).
+5. **Score**: the peak coverage (about 0.25 for a 10 m truck inside one pixel), or
+   the centre heatmap's peak (0 to 1) for a network with a centre head.
 
 Measured (``scripts/score_s2_trucks.py``, renders of unseen seeds): see the
 model card ``models/s2-trucks/1.0.0/MODEL_CARD.md`` and ``metrics.json``.
@@ -77,6 +82,9 @@ OUTPUTS = ("coverage_logit", "d_red_row", "d_red_col", "d_green_row", "d_green_c
 """The network's output channels: the logit of the truck's coverage (mean of its B02-, B03- and
 B04-time copies) and, where a truck is, its B02 -> B04 and B02 -> B03 displacement in pixels
 (rows down, columns right)."""
+CENTRE_OUTPUT = "centre_logit"
+"""The optional seventh output (after the auxiliary moving-car logit): a heatmap peaked at each truck's
+centre at the copies' mean time; a card lists it in ``architecture.outputs`` when the network has it."""
 COLUMNS = ["score", "speed_kmh", "heading_deg", "length_m", "displacement_px", "order_z"]
 MODEL_NAME, MODEL_VERSION = "s2-trucks", "1.0.0"
 N_FEATURES = 10
@@ -168,17 +176,23 @@ def input_features(reflectance: np.ndarray, valid: np.ndarray, road_mask: np.nda
 class TruckNet(nn.Module):
     """3x3 convolutions with the given dilations (receptive field ``1 + 2 * sum(dilations)`` pixels),
     ReLU, and a 1x1 head: truck coverage logit, two displacements, and a moving-car coverage logit
-    (an auxiliary task that makes the truck channel tell trucks from cars; not used downstream)."""
+    (an auxiliary task that makes the truck channel tell trucks from cars; not used downstream).
 
-    def __init__(self, width: int = 40, dilations: tuple[int, ...] = (1, 1, 2, 2, 1)) -> None:
+    With ``centre``, a seventh output is the logit of a heatmap peaked at each truck's centre
+    (CenterNet-style, :data:`CENTRE_OUTPUT`): objects then start at its peaks, which keeps two
+    trucks a couple of pixels apart as two where their coverage merges into one blob.
+    """
+
+    def __init__(self, width: int = 40, dilations: tuple[int, ...] = (1, 1, 2, 2, 1), centre: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = N_FEATURES
         for d in dilations:
             layers += [nn.Conv2d(channels, width, 3, padding=d, dilation=d), nn.ReLU()]
             channels = width
-        layers.append(nn.Conv2d(width, len(OUTPUTS) + 1, 1))
+        layers.append(nn.Conv2d(width, len(OUTPUTS) + 1 + int(centre), 1))
         self.body = nn.Sequential(*layers)
+        self.centre = centre
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -199,7 +213,8 @@ def load_truck_net(folder: str | None = None) -> TruckNet:
     path = Path(folder) if folder else default_model_dir()
     card = json.loads((path / "card.json").read_text())
     arch = card["architecture"]
-    net = TruckNet(int(arch["width"]), tuple(int(d) for d in arch["dilations"]))
+    net = TruckNet(int(arch["width"]), tuple(int(d) for d in arch["dilations"]),
+                   centre=CENTRE_OUTPUT in arch.get("outputs", []))
     net.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
     return net.eval()
 
@@ -242,12 +257,15 @@ def model_entry(folder: str | None = None) -> dict[str, object]:
     }
 
 
-def truck_maps(features: np.ndarray, net: TruckNet | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Coverage ``(y, x)`` (0 to 1) and displacements ``(4, y, x)``: B02 -> B04 then B02 -> B03, (row, col) px."""
+def truck_maps(features: np.ndarray, net: TruckNet | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Coverage ``(y, x)`` (0 to 1), displacements ``(4, y, x)`` (B02 -> B04 then B02 -> B03, (row, col)
+    px) and, for a network with a centre head, the centre heatmap ``(y, x)`` (0 to 1; else None)."""
     net = net or load_truck_net()
     with torch.inference_mode():
         raw = net(torch.from_numpy(np.ascontiguousarray(features))[None])[0]
-    return torch.sigmoid(raw[0]).numpy(), raw[1:5].numpy()
+    centre = torch.sigmoid(raw[len(OUTPUTS) + 1]).numpy() if net.centre else None
+    return torch.sigmoid(raw[0]).numpy(), raw[1:5].numpy(), centre
 
 
 # --- objects --------------------------------------------------------------------------------------
@@ -267,28 +285,40 @@ class TruckObject:
 
 
 def extract_objects(cover: np.ndarray, disp: np.ndarray, anom: np.ndarray, noise: np.ndarray, allowed: np.ndarray,
-                    red_fraction: float, params: TruckParams) -> list[TruckObject]:
-    """Rainbows: peaks of the coverage, kept when truck-sized and moving with their bands in order.
+                    red_fraction: float, params: TruckParams, centre: np.ndarray | None = None) -> list[TruckObject]:
+    """Rainbows: peaks of the coverage (or of the centre heatmap), kept when truck-sized and moving
+    with their bands in order.
 
-    Around each peak, the pixels covered at least a third as much as the peak are the object;
-    its position is their coverage-weighted centroid (the truck at the mean band time), moved on
-    by ``red_fraction`` of the displacement to B04 time; its displacement is the
-    coverage-weighted mean of the per-pixel ones. The band order is then *measured* in the
-    image (:func:`band_order_z`), not taken from the network.
+    Without a centre heatmap, the pixels around each coverage peak covered at least a third as
+    much as the peak are the object; its position is their coverage-weighted centroid (the truck
+    at the mean band time) and its score the peak coverage. With one (:class:`TruckNet` with
+    ``centre``), objects start at the heatmap's 3x3 peaks, the score is the peak's heat and the
+    position the peak refined to sub-pixel by a Gaussian fit of its row and column neighbours:
+    two trucks whose coverage merges into one blob keep two peaks. Either way the position is
+    moved on by ``red_fraction`` of the displacement to B04 time, the displacement is the
+    coverage-weighted mean of the per-pixel ones (over the 3x3 around a centre peak, so that a
+    neighbour's pixels weigh little), and the band order is *measured* in the image
+    (:func:`band_order_z`), not taken from the network.
     """
-    peaks = (cover == ndimage.maximum_filter(cover, size=3)) & (cover >= params.min_score) & allowed
+    peak_map = cover if centre is None else centre
+    peaks = (peak_map == ndimage.maximum_filter(peak_map, size=3)) & (peak_map >= params.min_score) & allowed
     r = params.window_px // 2
     h, w = cover.shape
     out = []
     for row, col in np.argwhere(peaks):
         r0, r1, c0, c1 = max(row - r, 0), min(row + r + 1, h), max(col - r, 0), min(col + r + 1, w)
         win = cover[r0:r1, c0:c1]
-        wts = np.where(win >= cover[row, col] / 3.0, win, 0.0)
-        mass = float(wts.sum())
         rr, cc = np.mgrid[r0:r1, c0:c1] + 0.5
-        d = (disp[:2, r0:r1, c0:c1] * wts).sum(axis=(1, 2)) / mass
-        cy, cx = float((wts * rr).sum() / mass), float((wts * cc).sum() / mass)
         area = float(win[win >= 0.05].sum())
+        if centre is None:
+            wts = np.where(win >= cover[row, col] / 3.0, win, 0.0)
+            cy, cx = float((wts * rr).sum() / wts.sum()), float((wts * cc).sum() / wts.sum())
+        else:
+            near = (np.abs(rr - 0.5 - row) <= 1) & (np.abs(cc - 0.5 - col) <= 1)
+            wts = np.where(near, np.maximum(win, 1e-6), 0.0)
+            cy = row + 0.5 + _gaussian_peak_offset(centre, row, col, axis=0)
+            cx = col + 0.5 + _gaussian_peak_offset(centre, row, col, axis=1)
+        d = (disp[:2, r0:r1, c0:c1] * wts).sum(axis=(1, 2)) / float(wts.sum())
         if float(np.hypot(*d)) < params.min_displacement_px or area < params.min_area_px:
             continue
         support = win >= 0.02
@@ -296,8 +326,23 @@ def extract_objects(cover: np.ndarray, disp: np.ndarray, anom: np.ndarray, noise
         if order < -params.max_reversed_z:
             continue
         out.append(TruckObject(row=cy + red_fraction * d[0], col=cx + red_fraction * d[1], d_row=float(d[0]),
-                               d_col=float(d[1]), order_z=order, score=float(cover[row, col]), area_px=area))
+                               d_col=float(d[1]), order_z=order, score=float(peak_map[row, col]), area_px=area))
     return out
+
+
+def _gaussian_peak_offset(heat: np.ndarray, row: int, col: int, axis: int) -> float:
+    """Sub-pixel offset (within +-0.5 px) of a heatmap peak along ``axis``: the vertex of the parabola
+    through the logs of the peak and its two neighbours (exact for a Gaussian); 0 at the image edge."""
+    size = heat.shape[axis]
+    at = row if axis == 0 else col
+    if at == 0 or at == size - 1:
+        return 0.0
+    pick = (lambda k: heat[row + k, col]) if axis == 0 else (lambda k: heat[row, col + k])
+    lo, mid, hi = (math.log(max(float(pick(k)), 1e-6)) for k in (-1, 0, 1))
+    curvature = lo - 2.0 * mid + hi
+    if curvature >= 0:
+        return 0.0
+    return float(np.clip(0.5 * (lo - hi) / curvature, -0.5, 0.5))
 
 
 def band_order_z(anom: np.ndarray, noise: np.ndarray, support: np.ndarray, dy: np.ndarray, dx: np.ndarray,
@@ -392,7 +437,7 @@ def detect_moving_trucks(
         raise ValueError(f"B04 must be sensed after B02 (offsets {t}); the rainbow needs the band timing")
     gsd = math.sqrt(abs(transform.a * transform.e - transform.b * transform.d))
     features = input_features(refl, valid, road_mask, params.background_px)
-    cover, disp = truck_maps(features, net)
+    cover, disp, centre = truck_maps(features, net)
     anom = features[:3] / 20.0  # the blue, green and red anomalies against the road median
     domain = valid if road_mask is None else valid & np.asarray(road_mask, dtype=bool)
     noise = chroma_noise(anom, domain if domain.sum() >= 10 else valid)
@@ -402,7 +447,7 @@ def detect_moving_trucks(
         road = np.asarray(road_mask, dtype=bool)
         allowed &= ndimage.binary_dilation(road, iterations=reach) if reach else road
     t_mid = (t["blue"] + t["green"] + t["red"]) / 3.0  # the coverage is the copies' mean: the truck then
-    objects = extract_objects(cover, disp, anom, noise, allowed, (t["red"] - t_mid) / span, params)
+    objects = extract_objects(cover, disp, anom, noise, allowed, (t["red"] - t_mid) / span, params, centre)
     return _table(objects, transform, gsd, span, crs, params.nms_m)
 
 

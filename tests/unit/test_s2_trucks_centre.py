@@ -1,0 +1,131 @@
+"""The Sentinel-2 truck detector's optional centre-heatmap head, and how it is trained.
+
+Decoding is tested on maps drawn by hand: two trucks 20 m apart whose
+coverage merges into one blob are one object when objects start at coverage
+peaks, and two when they start at the centre heatmap's peaks. The network
+with the head is loaded from a card like the shipped one; the training
+targets put each truck's centre inside its coverage, and the focal loss
+prefers a heatmap peaked there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from baseline.detect.s2_trucks import (
+    CENTRE_OUTPUT,
+    OUTPUTS,
+    TruckNet,
+    TruckParams,
+    _gaussian_peak_offset,
+    extract_objects,
+    load_truck_net,
+    truck_maps,
+)
+from scripts import train_s2_trucks
+
+SIZE = 24
+
+
+def gaussian(row: float, col: float, sigma: float = 0.6, peak: float = 0.9) -> np.ndarray:
+    """A heatmap over pixel centres (row + 0.5, col + 0.5) peaked at fractional ``(row, col)``."""
+    rr, cc = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+    return (peak * np.exp(-((rr - row) ** 2 + (cc - col) ** 2) / (2 * sigma**2))).astype(np.float32)
+
+
+@pytest.mark.parametrize(("row", "col"), [(10.5, 10.5), (10.8, 11.2), (12.3, 9.6)])
+def test_sub_pixel_offset_recovers_a_gaussians_centre(row, col):
+    heat = gaussian(row, col)
+    r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    assert r + 0.5 + _gaussian_peak_offset(heat, r, c, axis=0) == pytest.approx(row, abs=1e-3)
+    assert c + 0.5 + _gaussian_peak_offset(heat, r, c, axis=1) == pytest.approx(col, abs=1e-3)
+    # at the image edge there is no neighbour to fit: no offset
+    assert _gaussian_peak_offset(heat, 0, c, axis=0) == 0.0
+
+
+def two_close_trucks() -> dict[str, np.ndarray]:
+    """Maps of two trucks 2 pixels apart along a row, both moving 2 px east between B02 and B04."""
+    cover = np.zeros((SIZE, SIZE), dtype=np.float32)
+    cover[12, 10:14] = (0.15, 0.22, 0.25, 0.15)  # one blob with one peak: their coverage has merged
+    disp = np.zeros((4, SIZE, SIZE), dtype=np.float32)
+    disp[1], disp[3] = 2.0, 1.0  # B02 -> B04 and B02 -> B03, columns
+    centre = np.maximum(gaussian(12.5, 10.5), gaussian(12.5, 12.5))
+    return {"cover": cover, "disp": disp, "centre": centre}
+
+
+def test_centre_peaks_keep_apart_two_trucks_whose_coverage_merged():
+    maps = two_close_trucks()
+    anom = np.zeros((3, SIZE, SIZE), dtype=np.float32)
+    allowed = np.ones((SIZE, SIZE), dtype=bool)
+    params = TruckParams(min_score=0.3, min_area_px=0.2)
+    by_cover = extract_objects(maps["cover"], maps["disp"], anom, np.ones(2), allowed, 0.0,
+                               TruckParams(min_score=0.08, min_area_px=0.2))
+    assert len(by_cover) == 1
+    by_centre = extract_objects(maps["cover"], maps["disp"], anom, np.ones(2), allowed, 0.0, params, maps["centre"])
+    assert sorted((round(o.row, 2), round(o.col, 2)) for o in by_centre) == [(12.5, 10.5), (12.5, 12.5)]
+    for o in by_centre:
+        assert o.score == pytest.approx(0.9, abs=1e-3)
+        assert (o.d_row, o.d_col) == pytest.approx((0.0, 2.0))
+    # moved on to B04 time by that fraction of the displacement
+    moved = extract_objects(maps["cover"], maps["disp"], anom, np.ones(2), allowed, 0.5, params, maps["centre"])
+    assert sorted(round(o.col, 2) for o in moved) == [11.5, 13.5]
+    # the threshold applies to the heat: above both peaks, nothing
+    high = TruckParams(min_score=0.95, min_area_px=0.2)
+    assert extract_objects(maps["cover"], maps["disp"], anom, np.ones(2), allowed, 0.0, high, maps["centre"]) == []
+
+
+def test_network_with_centre_head_loads_from_its_card(tmp_path):
+    net = TruckNet(width=8, dilations=(1, 2), centre=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    outputs = [*OUTPUTS, "moving_car_logit (auxiliary)", CENTRE_OUTPUT]
+    (tmp_path / "card.json").write_text(json.dumps({"architecture": {"width": 8, "dilations": [1, 2],
+                                                                      "outputs": outputs}}))
+    loaded = load_truck_net(str(tmp_path))
+    assert loaded.centre
+    features = np.random.default_rng(0).normal(size=(10, 16, 20)).astype(np.float32)
+    cover, disp, centre = truck_maps(features, loaded)
+    assert cover.shape == centre.shape == (16, 20) and disp.shape == (4, 16, 20)
+    assert ((centre > 0) & (centre < 1)).all()
+    # a card without the head (1.0.0's) gives a network without it, and no heatmap
+    from baseline.detect.weights import default_models_dir
+
+    plain = load_truck_net(str(default_models_dir() / "s2-trucks" / "1.0.0"))
+    assert not plain.centre
+    assert truck_maps(features, plain)[2] is None
+
+
+def test_add_centre_paints_one_positive_and_a_gaussian():
+    heat = np.zeros((10, 10), dtype=np.float32)
+    train_s2_trucks.add_centre(heat, 4.3, 6.8)
+    assert heat[4, 6] == 1.0 and (heat >= 1.0).sum() == 1
+    assert heat[4, 7] == pytest.approx(math.exp(-(0.2**2 + 0.7**2) / (2 * 0.6**2)), rel=1e-5)
+    assert heat[0, 0] == 0.0
+    train_s2_trucks.add_centre(heat, 4.6, 7.4)  # a second truck keeps the larger value where they overlap
+    assert heat[4, 7] == 1.0 and heat[4, 6] == 1.0
+    train_s2_trucks.add_centre(heat, -5.0, -5.0)  # off the image: nothing
+
+
+def test_open_country_targets_put_each_centre_on_its_trucks_coverage():
+    samples = train_s2_trucks.open_country(np.random.default_rng(3))
+    target = samples[0][1]
+    assert target.shape[0] == train_s2_trucks.N_TARGETS
+    centres = np.argwhere(target[6] >= 1.0)
+    assert len(centres) > 0
+    assert (target[0][tuple(centres.T)] > 0.05).all()
+
+
+def test_focal_loss_prefers_a_heatmap_peaked_at_the_centre():
+    heat = np.zeros((1, 12, 12), dtype=np.float32)
+    train_s2_trucks.add_centre(heat[0], 6.5, 6.5)
+    target = torch.from_numpy(heat)
+    right = torch.logit(torch.from_numpy(np.clip(heat, 0.01, 0.95)))
+    wrong = torch.logit(torch.from_numpy(np.clip(np.roll(heat, 3, axis=2), 0.01, 0.95)))
+    assert float(train_s2_trucks.centre_focal_loss(right, target)) < float(train_s2_trucks.centre_focal_loss(wrong, target))
+    # no centre in the crop: normalised by one, not divided by zero
+    assert math.isfinite(float(train_s2_trucks.centre_focal_loss(right, torch.zeros_like(target))))
