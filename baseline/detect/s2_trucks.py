@@ -548,8 +548,7 @@ def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.Ge
                                      crs=scene.crs, params=params, net=net)
         if window is not None and len(table):
             cols, rows = ~scene.transform * (shapely.get_x(table.geometry.values), shapely.get_y(table.geometry.values))
-            r0, r1, c0, c1 = window.core
-            table = table[(rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)]
+            table = table[in_core(rows, cols, window.core, scene.shape)]
         parts.append(table)
     table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     table = gpd.GeoDataFrame(table, geometry="geometry", crs=scene.crs)
@@ -558,6 +557,15 @@ def trucks_table(scene: Scene, road_mask: np.ndarray | gpd.GeoDataFrame | gpd.Ge
         table = table[_nms(table.geometry.values, params.nms_m)].reset_index(drop=True)
     table.insert(0, "scene_id", pd.Series([scene.scene_id] * len(table), dtype="str"))
     return table
+
+
+def in_core(rows: np.ndarray, cols: np.ndarray, core: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """True for points (fractional pixels) that belong to a window's core. A core on the scene's edge
+    reaches past it: a truck placed at B04 time can lie just outside the image, and one pass keeps it."""
+    r0, r1, c0, c1 = core
+    lo_r, hi_r = (-np.inf if r0 == 0 else r0), (np.inf if r1 >= shape[0] else r1)
+    lo_c, hi_c = (-np.inf if c0 == 0 else c0), (np.inf if c1 >= shape[1] else c1)
+    return (rows >= lo_r) & (rows < hi_r) & (cols >= lo_c) & (cols < hi_c)
 
 
 def traffic_per_km(trucks: gpd.GeoDataFrame, road_length_km: float) -> float | None:

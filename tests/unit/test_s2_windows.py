@@ -81,3 +81,15 @@ def test_builtup_maps_window_by_window_equal_one_pass():
     np.testing.assert_allclose(f, fraction, atol=1e-5)
     np.testing.assert_allclose(h, height, atol=1e-4)
     assert fraction.max() > 0  # not a trivially empty map
+
+
+def test_a_core_on_the_scene_edge_keeps_trucks_placed_just_past_it():
+    from baseline.detect.s2_trucks import in_core
+
+    rows, cols = np.array([10.0, 10.0, 10.0, -0.4, 63.9]), np.array([128.03, 64.0, 63.99, 70.0, 70.0])
+    # the right-hand core of a 128 x 128 scene: columns 64-128, rows 0-64
+    kept = in_core(rows, cols, (0, 64, 64, 128), (128, 128))
+    assert kept.tolist() == [True, True, False, True, True]
+    # an inner core keeps its half-open bounds on every side
+    assert in_core(np.array([64.0, 63.99]), np.array([70.0, 70.0]), (0, 64, 64, 128), (128, 128)).tolist() == [False, True]
+    assert not in_core(np.array([10.0]), np.array([128.03]), (0, 64, 64, 100), (128, 128))[0]
