@@ -40,7 +40,7 @@ Method, in the order of Fisser et al. (pixel classes, then objects):
    the centre heatmap's peak (0 to 1) for a network with a centre head.
 
 Measured (``scripts/score_s2_trucks.py``, renders of unseen seeds): see the
-model card ``models/s2-trucks/1.0.0/MODEL_CARD.md`` and ``metrics.json``.
+model card ``models/s2-trucks/1.1.0/MODEL_CARD.md`` and ``metrics.json``.
 
 Reported as relative traffic (moving trucks per km of road or per cell,
 :func:`traffic_per_km`), never as a count of cars: cars are too small for the
@@ -86,7 +86,7 @@ CENTRE_OUTPUT = "centre_logit"
 """The optional seventh output (after the auxiliary moving-car logit): a heatmap peaked at each truck's
 centre at the copies' mean time; a card lists it in ``architecture.outputs`` when the network has it."""
 COLUMNS = ["score", "speed_kmh", "heading_deg", "length_m", "displacement_px", "order_z"]
-MODEL_NAME, MODEL_VERSION = "s2-trucks", "1.0.0"
+MODEL_NAME, MODEL_VERSION = "s2-trucks", "1.1.0"
 N_FEATURES = 10
 WIDTH_M = 2.5
 """Width assumed for a truck when its length is read from the covered area."""
