@@ -182,7 +182,7 @@ def tuning_grid(city_seeds: list[int], corridor_seeds: list[int], cache: Path, n
     from baseline.detect.s2_trucks import _nms
     from baseline.synth.corridor import CorridorParams, render_corridor
 
-    centre = net.centre if net is not None else load_truck_net().centre
+    centre = (net or load_truck_net()).centre
     score_range = np.arange(0.10, 0.601, 0.05) if centre else np.arange(0.04, 0.161, 0.01)
     nms_range = (8.0, 11.0, 15.0) if centre else (TruckParams().nms_m,)
     runs: dict[str, list] = {"city": [], "corridor": []}

@@ -333,12 +333,10 @@ def extract_objects(cover: np.ndarray, disp: np.ndarray, anom: np.ndarray, noise
 def _gaussian_peak_offset(heat: np.ndarray, row: int, col: int, axis: int) -> float:
     """Sub-pixel offset (within +-0.5 px) of a heatmap peak along ``axis``: the vertex of the parabola
     through the logs of the peak and its two neighbours (exact for a Gaussian); 0 at the image edge."""
-    size = heat.shape[axis]
-    at = row if axis == 0 else col
-    if at == 0 or at == size - 1:
+    line, at = (heat[:, col], row) if axis == 0 else (heat[row, :], col)
+    if at == 0 or at == len(line) - 1:
         return 0.0
-    pick = (lambda k: heat[row + k, col]) if axis == 0 else (lambda k: heat[row, col + k])
-    lo, mid, hi = (math.log(max(float(pick(k)), 1e-6)) for k in (-1, 0, 1))
+    lo, mid, hi = np.log(np.maximum(line[at - 1 : at + 2].astype(np.float64), 1e-6))
     curvature = lo - 2.0 * mid + hi
     if curvature >= 0:
         return 0.0
