@@ -129,3 +129,24 @@ def test_focal_loss_prefers_a_heatmap_peaked_at_the_centre():
     assert float(train_s2_trucks.centre_focal_loss(right, target)) < float(train_s2_trucks.centre_focal_loss(wrong, target))
     # no centre in the crop: normalised by one, not divided by zero
     assert math.isfinite(float(train_s2_trucks.centre_focal_loss(right, torch.zeros_like(target))))
+
+
+def test_displacement_weight_scales_only_the_displacement_loss():
+    target = torch.zeros((1, train_s2_trucks.N_TARGETS, 8, 8))
+    target[0, 0, 3:5, 3:5] = 0.3  # a truck's coverage, moving 2 px east between B02 and B04
+    target[0, 2, 3:5, 3:5] = 2.0
+    raw = torch.zeros((1, 7, 8, 8))
+    raw[0, 0] = torch.logit(target[0, 0].clamp(0.01, 0.99))
+    losses = [float(train_s2_trucks.loss_fn(raw, target, w)) for w in (0.2, 0.6)]
+    # the network read no displacement: the error is 2 px on every truck pixel, weighed by the weight
+    assert losses[1] - losses[0] == pytest.approx(0.4 * 2.0, rel=1e-5)
+    raw[0, 2, 3:5, 3:5] = 2.0  # read right: the weight no longer matters
+    assert float(train_s2_trucks.loss_fn(raw, target, 0.2)) == pytest.approx(float(train_s2_trucks.loss_fn(raw, target, 0.6)))
+
+
+def test_training_refuses_a_displacement_weight_that_is_not_above_zero(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["train_s2_trucks.py", "--disp-weight", "0", "--seeds", "1000"])
+    with pytest.raises(SystemExit) as exit_info:
+        train_s2_trucks.main()
+    assert exit_info.value.code == 2
+    assert "--disp-weight 0.0" in capsys.readouterr().err
