@@ -50,6 +50,7 @@ from scipy.ndimage import gaussian_filter
 from torch.nn import functional as F
 
 from baseline.detect.s2_trucks import (
+    CENTRE_CHANNEL,
     CENTRE_OUTPUT,
     MODEL_NAME,
     MODEL_VERSION,
@@ -74,7 +75,7 @@ COPY_BANDS = ("B02", "B03", "B04")
 FINE_M = 1.0
 DISP_WEIGHT = 0.2
 DILATIONS = (1, 1, 2, 2, 1)
-N_TARGETS = 7
+N_TARGETS = CENTRE_CHANNEL + 1
 CENTRE_SIGMA_PX = 0.6
 """Spread of the centre heatmap's Gaussians (10 m pixels): narrow enough that trucks two pixels apart keep
 two peaks."""
@@ -133,7 +134,7 @@ def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visib
             out[1 + 2 * j][mine] = -vy[i] * (t1 - t0) / grid.gsd
             out[2 + 2 * j][mine] = vx[i] * (t1 - t0) / grid.gsd
         centroid = shapely.centroid(boxes[i])
-        add_centre(out[6], (grid.y0 - (centroid.y + vy[i] * t_mean)) / grid.gsd,
+        add_centre(out[CENTRE_CHANNEL], (grid.y0 - (centroid.y + vy[i] * t_mean)) / grid.gsd,
                    (centroid.x + vx[i] * t_mean - grid.x0) / grid.gsd)
     out[0] = np.clip(out[0], 0.0, 1.0)
     return out
@@ -317,7 +318,7 @@ def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[
             for j, (t0, t1) in enumerate(((t["B02"], t["B04"]), (t["B02"], t["B03"]))):
                 target[1 + 2 * j][mine] = -vn * (t1 - t0) / 10.0
                 target[2 + 2 * j][mine] = ve * (t1 - t0) / 10.0
-            add_centre(target[6], -(n + vn * t_mean) / 10.0, (e + ve * t_mean) / 10.0)
+            add_centre(target[CENTRE_CHANNEL], -(n + vn * t_mean) / 10.0, (e + ve * t_mean) / 10.0)
     sigma = rng.uniform(0.3, 0.6)
     refl = refl + np.stack([gaussian_filter(d, sigma) for d in delta])
     refl = np.stack([gaussian_filter(b, sigma * 0.5) for b in refl])
@@ -442,8 +443,8 @@ def loss_fn(raw: torch.Tensor, target: torch.Tensor, disp_weight: float = DISP_W
     l1 = (raw[:, 1:5] - target[:, 1:5]).abs().sum(dim=1)
     cars = F.binary_cross_entropy_with_logits(raw[:, 5], target[:, 5], weight=1.0 + 5.0 * (target[:, 5] > 0.01).float())
     loss = bce + disp_weight * (on * l1).sum() / on.sum().clamp(min=1.0) + 0.5 * cars
-    if raw.shape[1] > 6:
-        loss = loss + CENTRE_WEIGHT * centre_focal_loss(raw[:, 6], target[:, 6])
+    if raw.shape[1] > CENTRE_CHANNEL:
+        loss = loss + CENTRE_WEIGHT * centre_focal_loss(raw[:, CENTRE_CHANNEL], target[:, CENTRE_CHANNEL])
     return loss
 
 
@@ -623,7 +624,8 @@ def main() -> None:
             "name": MODEL_NAME,
             "version": MODEL_VERSION,
             "task": "Sentinel-2 moving trucks: per pixel, the truck coverage (mean of its B02-, B03- and B04-time "
-                    "copies) and the B02->B04 and B02->B03 displacements",
+                    "copies)" + (", the B02->B04 and B02->B03 displacements, and a heatmap peaked at each truck's "
+                                 "centre" if args.centre else " and the B02->B04 and B02->B03 displacements"),
             "architecture": {"kind": "TruckNet", "width": args.width, "dilations": list(DILATIONS),
                              "inputs": N_FEATURES, "outputs": [*OUTPUTS, "moving_car_logit (auxiliary)",
                                                            *([CENTRE_OUTPUT] if args.centre else [])],

@@ -85,6 +85,8 @@ B04-time copies) and, where a truck is, its B02 -> B04 and B02 -> B03 displaceme
 CENTRE_OUTPUT = "centre_logit"
 """The optional seventh output (after the auxiliary moving-car logit): a heatmap peaked at each truck's
 centre at the copies' mean time; a card lists it in ``architecture.outputs`` when the network has it."""
+CENTRE_CHANNEL = len(OUTPUTS) + 1
+"""Index of the centre heatmap among a network's outputs (and among the training targets)."""
 COLUMNS = ["score", "speed_kmh", "heading_deg", "length_m", "displacement_px", "order_z"]
 MODEL_NAME, MODEL_VERSION = "s2-trucks", "1.1.0"
 N_FEATURES = 10
@@ -190,7 +192,7 @@ class TruckNet(nn.Module):
         for d in dilations:
             layers += [nn.Conv2d(channels, width, 3, padding=d, dilation=d), nn.ReLU()]
             channels = width
-        layers.append(nn.Conv2d(width, len(OUTPUTS) + 1 + int(centre), 1))
+        layers.append(nn.Conv2d(width, CENTRE_CHANNEL + int(centre), 1))
         self.body = nn.Sequential(*layers)
         self.centre = centre
 
@@ -264,7 +266,7 @@ def truck_maps(features: np.ndarray, net: TruckNet | None = None
     net = net or load_truck_net()
     with torch.inference_mode():
         raw = net(torch.from_numpy(np.ascontiguousarray(features))[None])[0]
-    centre = torch.sigmoid(raw[len(OUTPUTS) + 1]).numpy() if net.centre else None
+    centre = torch.sigmoid(raw[CENTRE_CHANNEL]).numpy() if net.centre else None
     return torch.sigmoid(raw[0]).numpy(), raw[1:5].numpy(), centre
 
 
