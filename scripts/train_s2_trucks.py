@@ -46,7 +46,7 @@ import shapely
 import torch
 from rasterio.features import rasterize
 from safetensors.torch import save_file
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_dilation, gaussian_filter
 from torch.nn import functional as F
 
 from baseline.detect.s2_trucks import (
@@ -75,7 +75,11 @@ COPY_BANDS = ("B02", "B03", "B04")
 FINE_M = 1.0
 DISP_WEIGHT = 0.2
 DILATIONS = (1, 1, 2, 2, 1)
-N_TARGETS = CENTRE_CHANNEL + 1
+IGNORE_CHANNEL = CENTRE_CHANNEL + 1
+"""Target channel that is 1 around moving trucks too dark to be targets: with ``--dark ignore`` the coverage
+and centre losses skip those pixels (a detection there would be a true truck, so it is not taught away)."""
+N_TARGETS = IGNORE_CHANNEL + 1
+DARK_MODES = ("negative", "ignore")
 CENTRE_SIGMA_PX = 0.6
 """Spread of the centre heatmap's Gaussians (10 m pixels): narrow enough that trucks two pixels apart keep
 two peaks."""
@@ -99,15 +103,23 @@ def add_centre(heat: np.ndarray, row: float, col: float, sigma: float = CENTRE_S
         heat[ri, ci] = 1.0
 
 
+def ignore_around(cover: np.ndarray) -> np.ndarray:
+    """1 on the pixels a dark truck's copies touch and their 8 neighbours (where its centre heatmap
+    would reach), else 0: the ``IGNORE_CHANNEL`` target."""
+    return binary_dilation(cover > 0.005, structure=np.ones((3, 3), dtype=bool)).astype(np.float32)
+
+
 def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visible: np.ndarray,
             cars: gpd.GeoDataFrame) -> np.ndarray:
-    """(7, h, w): the visible trucks' mean coverage of their B02/B03/B04-time copies, and at each pixel
-    the B02 -> B04 and B02 -> B03 displacement (rows, cols; pixels) of the truck covering it most;
-    the moving cars' mean coverage (the auxiliary output); and the centre heatmap of the visible
-    trucks at the copies' mean time (:func:`add_centre`).
+    """(N_TARGETS, h, w): the visible trucks' mean coverage of their B02/B03/B04-time copies, and at
+    each pixel the B02 -> B04 and B02 -> B03 displacement (rows, cols; pixels) of the truck covering it
+    most; the moving cars' mean coverage (the auxiliary output); the centre heatmap of the visible
+    trucks at the copies' mean time (:func:`add_centre`); and where the dark trucks are
+    (:func:`ignore_around`).
 
     Dark trucks (``visible`` False) get no target: at 10 m they leave almost no signature, and
-    asking the network to find them would teach it to fire on faint clutter.
+    asking the network to find them would teach it to fire on faint clutter. Whether their pixels
+    count as background or are left out of the loss is the training's ``--dark`` choice.
     """
     k = int(round(grid.gsd / FINE_M))
     fine = Grid(grid.x0, grid.y0, FINE_M, grid.width * k, grid.height * k, grid.crs)
@@ -121,11 +133,15 @@ def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visib
         moved = translate(cars.geometry.values, speed * np.sin(head) * t[band], speed * np.cos(head) * t[band])
         mask = fine.mask(moved).astype(np.float32)
         out[5] += mask.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3)) / len(COPY_BANDS)
-    for i in np.flatnonzero(visible):
+    dark = np.zeros(grid.shape, dtype=np.float32)
+    for i in range(len(boxes)):
         cover = np.zeros(grid.shape, dtype=np.float32)
         for band in COPY_BANDS:
             mask = fine.mask(translate(boxes[i : i + 1], vx[i] * t[band], vy[i] * t[band])).astype(np.float32)
             cover += mask.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3)) / len(COPY_BANDS)
+        if not visible[i]:
+            dark += cover
+            continue
         out[0] += cover
         mine = cover > best
         best = np.maximum(best, cover)
@@ -137,6 +153,7 @@ def targets(grid: Grid, boxes: np.ndarray, vx: np.ndarray, vy: np.ndarray, visib
         add_centre(out[CENTRE_CHANNEL], (grid.y0 - (centroid.y + vy[i] * t_mean)) / grid.gsd,
                    (centroid.x + vx[i] * t_mean - grid.x0) / grid.gsd)
     out[0] = np.clip(out[0], 0.0, 1.0)
+    out[IGNORE_CHANNEL] = ignore_around(dark)
     return out
 
 
@@ -266,6 +283,7 @@ def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[
     target = np.zeros((N_TARGETS, size, size), dtype=np.float32)
     t_mean = float(np.mean([t[band] for band in order[:3]]))
     best = np.zeros((size, size), dtype=np.float32)
+    dark = np.zeros((size, size), dtype=np.float32)
     delta = np.zeros((4, size, size), dtype=np.float32)
     for _ in range(int(rng.integers(1, 4))):
         heading = float(rng.uniform(0, 180))
@@ -310,7 +328,10 @@ def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[
                 if speed > 0:
                     target[5] += mean
                 continue
-            if speed == 0 or not materials.stands_out_from_asphalt(np.array([colour]), contrast)[0]:
+            if speed == 0:
+                continue
+            if not materials.stands_out_from_asphalt(np.array([colour]), contrast)[0]:
+                dark += mean
                 continue
             target[0] += mean
             mine = mean > best
@@ -325,6 +346,7 @@ def open_country(rng: np.random.Generator, contrast: float = 0.1) -> list[tuple[
     refl += rng.normal(0, rng.uniform(0.002, 0.005), refl.shape).astype(np.float32)
     target[0] = np.clip(target[0], 0, 1)
     target[5] = np.clip(target[5], 0, 1)
+    target[IGNORE_CHANNEL] = ignore_around(dark)
     valid = np.ones((size, size), dtype=bool)
     return [(input_features(refl, valid, road), target), (input_features(refl, valid, None), target)]
 
@@ -374,7 +396,7 @@ def training_samples(seeds: list[int], rng: np.random.Generator, inject: int, co
             print(f"rendered seed {seed} ({time.perf_counter() - started:.0f} s)", flush=True)
         return out
 
-    samples = _cached(cache, f"city-v2-{seeds[0]}-{seeds[-1]}-{len(seeds)}-{inject}-{contrast:g}", city)
+    samples = _cached(cache, f"city-v3-{seeds[0]}-{seeds[-1]}-{len(seeds)}-{inject}-{contrast:g}", city)
     for seed in corridor_seeds:
         samples += corridor_sample(seed, contrast)
     print(f"rendered {len(corridor_seeds)} corridor scenes ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -421,35 +443,47 @@ def batches(samples: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generat
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def centre_focal_loss(logit: torch.Tensor, heat: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+def centre_focal_loss(logit: torch.Tensor, heat: torch.Tensor, alpha: float = 2.0, beta: float = 4.0,
+                      keep: torch.Tensor | None = None) -> torch.Tensor:
     """CenterNet's penalty-reduced focal loss (Law and Deng 2018; Zhou et al. 2019) on the centre
-    heatmap, over the number of centres (pixels where ``heat`` is 1)."""
+    heatmap, over the number of centres (pixels where ``heat`` is 1); ``keep`` (0 or 1 per pixel)
+    leaves pixels out of the negative part."""
     p = torch.sigmoid(logit).clamp(1e-4, 1 - 1e-4)
     pos = heat >= 1.0
     pos_loss = -((1 - p) ** alpha * torch.log(p))[pos].sum()
-    neg_loss = -(((1 - heat) ** beta) * p**alpha * torch.log(1 - p))[~pos].sum()
+    neg = ((1 - heat) ** beta) * p**alpha * torch.log(1 - p)
+    if keep is not None:
+        neg = neg * keep
+    neg_loss = -neg[~pos].sum()
     return (pos_loss + neg_loss) / pos.sum().clamp(min=1)
 
 
-def loss_fn(raw: torch.Tensor, target: torch.Tensor, disp_weight: float = DISP_WEIGHT) -> torch.Tensor:
+def loss_fn(raw: torch.Tensor, target: torch.Tensor, disp_weight: float = DISP_WEIGHT,
+            dark: str = "negative") -> torch.Tensor:
     """Cross-entropy on the mean coverage (truck pixels weighted up: they are rare), the L1 error of
     the two displacements, weighted by coverage, where a truck covers the pixel, cross-entropy on
     the moving cars' coverage (auxiliary) and, for a network with a centre head (seven outputs),
-    the focal loss on the centre heatmap."""
+    the focal loss on the centre heatmap. With ``dark`` "ignore", the coverage and centre losses
+    skip the pixels around dark trucks (``IGNORE_CHANNEL``); with "negative" they are background."""
+    if dark not in DARK_MODES:
+        raise ValueError(f"dark={dark!r}: expected one of {', '.join(DARK_MODES)}")
     cover = target[:, 0]
+    keep = 1.0 - target[:, IGNORE_CHANNEL] if dark == "ignore" else None
     weight = 1.0 + 20.0 * (cover > 0.01).float()
+    if keep is not None:
+        weight = weight * keep
     bce = F.binary_cross_entropy_with_logits(raw[:, 0], cover, weight=weight)
     on = (cover > 0.02).float() * cover.clamp(max=0.3) / 0.3
     l1 = (raw[:, 1:5] - target[:, 1:5]).abs().sum(dim=1)
     cars = F.binary_cross_entropy_with_logits(raw[:, 5], target[:, 5], weight=1.0 + 5.0 * (target[:, 5] > 0.01).float())
     loss = bce + disp_weight * (on * l1).sum() / on.sum().clamp(min=1.0) + 0.5 * cars
     if raw.shape[1] > CENTRE_CHANNEL:
-        loss = loss + CENTRE_WEIGHT * centre_focal_loss(raw[:, CENTRE_CHANNEL], target[:, CENTRE_CHANNEL])
+        loss = loss + CENTRE_WEIGHT * centre_focal_loss(raw[:, CENTRE_CHANNEL], target[:, CENTRE_CHANNEL], keep=keep)
     return loss
 
 
 def train(samples: list, steps: int, seed: int, width: int, dilations: tuple[int, ...], crop: int = 32,
-          centre: bool = False, disp_weight: float = DISP_WEIGHT,
+          centre: bool = False, disp_weight: float = DISP_WEIGHT, dark: str = "negative",
           checkpoint: Callable[[TruckNet, list[float]], None] | None = None) -> tuple[TruckNet, list[float]]:
     """Adam with a cosine schedule; returns the network and the loss every 100 steps."""
     torch.manual_seed(seed)
@@ -460,7 +494,7 @@ def train(samples: list, steps: int, seed: int, width: int, dilations: tuple[int
     record, running = [], 0.0
     for step in range(1, steps + 1):
         x, y = batches(samples, rng, 16, crop)
-        loss = loss_fn(net(x), y, disp_weight)
+        loss = loss_fn(net(x), y, disp_weight, dark)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -593,6 +627,10 @@ def main() -> None:
     ap.add_argument("--target-contrast", type=float, default=0.1,
                     help="moving trucks whose paint differs from asphalt by less than this get no target "
                          "(0: every moving truck is a target, dark ones included)")
+    ap.add_argument("--dark", choices=DARK_MODES, default="negative",
+                    help="what the pixels around trucks under --target-contrast teach: 'negative' (background, "
+                         "as shipped) or 'ignore' (left out of the coverage and centre losses: a detection there "
+                         "is a true truck)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / MODEL_NAME / MODEL_VERSION)
     ap.add_argument("--card-only", action="store_true",
                     help="rewrite MODEL_CARD.md of --out from its card.json and metrics.json, and stop")
@@ -636,7 +674,7 @@ def main() -> None:
                          "render": "central Helsinki, VHR gsd 1 m, random sun (25-55 deg elevation)",
                          "corridor_seeds": seed_list_text(args.corridor_seeds), "open_country_scenes": args.open,
                          "extra_trucks_per_scene": args.inject,
-                         "target_contrast": args.target_contrast, "disp_weight": args.disp_weight, "steps": steps, "batch": 16, "crop_px": 32,
+                         "target_contrast": args.target_contrast, "dark_trucks": args.dark, "disp_weight": args.disp_weight, "steps": steps, "batch": 16, "crop_px": 32,
                          "loss_every_100_steps": record, "render_s": round(render_s, 1),
                          "train_s": round(time.perf_counter() - started - render_s, 1)},
             "not_trained_on": {"tuning_seeds": [7, 101, 102, 103, 104, 105], "report_seeds": "2025-2031",
@@ -645,6 +683,7 @@ def main() -> None:
         }
 
     net, record = train(samples, args.steps, 0, args.width, DILATIONS, centre=args.centre, disp_weight=args.disp_weight,
+                        dark=args.dark,
                         checkpoint=lambda n, r: write_model(n, args.out, card_for(n, r, len(r) * 100)))
     write_model(net, args.out, card_for(net, record, args.steps))
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s", flush=True)

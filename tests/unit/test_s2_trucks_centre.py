@@ -150,3 +150,41 @@ def test_training_refuses_a_displacement_weight_that_is_not_above_zero(monkeypat
         train_s2_trucks.main()
     assert exit_info.value.code == 2
     assert "--disp-weight 0.0" in capsys.readouterr().err
+
+
+def _open_country_with_a_dark_truck() -> tuple[int, np.ndarray]:
+    """The seed and targets of the first open-country scene (from seed 0 up) with a dark moving truck."""
+    for seed in range(40):
+        target = train_s2_trucks.open_country(np.random.default_rng(seed))[0][1]
+        if target[train_s2_trucks.IGNORE_CHANNEL].any():
+            return seed, target
+    raise AssertionError("no open-country scene of seeds 0-39 drew a dark moving truck")
+
+
+def test_dark_trucks_are_marked_to_ignore_and_get_no_target():
+    seed, target = _open_country_with_a_dark_truck()
+    ignore = target[train_s2_trucks.IGNORE_CHANNEL]
+    assert set(np.unique(ignore)) <= {0.0, 1.0}
+    # every truck with a target is bright: the centres lie outside the ignored pixels unless a
+    # bright truck drives beside a dark one, which a single scene rarely holds
+    centres = np.argwhere(target[train_s2_trucks.CENTRE_CHANNEL] >= 1.0)
+    assert len(centres) and ignore[tuple(centres.T)].mean() < 0.5
+    # the same scene with every truck a target (contrast 0): nothing is left to ignore, and the
+    # dark truck's pixels now hold coverage
+    every = train_s2_trucks.open_country(np.random.default_rng(seed), contrast=0.0)[0][1]
+    assert not every[train_s2_trucks.IGNORE_CHANNEL].any()
+    assert every[0][ignore > 0].sum() > target[0][ignore > 0].sum()
+
+
+def test_ignore_mode_leaves_dark_trucks_out_of_the_coverage_and_centre_losses():
+    target = torch.zeros((1, train_s2_trucks.N_TARGETS, 8, 8))
+    target[0, train_s2_trucks.IGNORE_CHANNEL, 2:6, 2:6] = 1.0  # a dark truck's pixels
+    quiet = torch.full((1, 7, 8, 8), -6.0)
+    firing = quiet.clone()
+    firing[0, 0, 3:5, 3:5] = 2.0  # the network sees a truck there (coverage and centre)
+    firing[0, train_s2_trucks.CENTRE_CHANNEL, 3:5, 3:5] = 2.0
+    loss = train_s2_trucks.loss_fn
+    assert float(loss(firing, target, dark="negative")) > float(loss(quiet, target, dark="negative")) + 0.1
+    assert float(loss(firing, target, dark="ignore")) == pytest.approx(float(loss(quiet, target, dark="ignore")), abs=1e-6)
+    with pytest.raises(ValueError, match="dark='none'"):
+        loss(quiet, target, dark="none")
