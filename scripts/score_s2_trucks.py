@@ -20,7 +20,7 @@ Printed per seed and pooled: moving trucks in the image, detections,
 precision, recall, F1 (match within 15 m), recall over the trucks whose paint
 stands out from asphalt (``bright``: white, silver, red; about a quarter of
 trucks are dark and leave almost no signature at 10 m), speed MAE and heading
-error over matched trucks.
+error over matched trucks; under each table, recall by paint (pooled).
 
 (c) The real Sentinel-2 L2A crop of a motorway near Braunschweig
 (``../shared/data/s2_trucks_test``; skipped when absent): loaded through
@@ -111,6 +111,31 @@ def vehicle_colours(seed: int) -> pd.DataFrame:
     return plan.vehicles[["vehicle_id", "colour"]]
 
 
+def found_by_paint(vehicles: gpd.GeoDataFrame, matched_ids: tuple[int, ...]) -> dict[str, list[int]]:
+    """``{paint: [found, moving trucks]}`` over the render's moving trucks (paint names from
+    :data:`baseline.synth.materials.VEHICLE_COLOURS`): where the misses are, by how far the paint is
+    from asphalt."""
+    from baseline.synth.materials import VEHICLE_COLOURS
+
+    names = list(VEHICLE_COLOURS)
+    mt = vehicles[(vehicles["class"] == "large").to_numpy() & vehicles["moving"].to_numpy()]
+    found = np.isin(mt["vehicle_id"].to_numpy(), matched_ids)
+    out: dict[str, list[int]] = {}
+    for colour, hit in zip(mt["colour"].to_numpy(), found, strict=True):
+        tally = out.setdefault(names[int(colour)], [0, 0])
+        tally[0] += int(hit)
+        tally[1] += 1
+    return out
+
+
+def paint_line(tallies: dict[str, list[int]]) -> str:
+    """``white 0.86 (203/236), silver ...``, in the table's paint order."""
+    from baseline.synth.materials import VEHICLE_COLOURS
+
+    return ", ".join(f"{name} {t[0] / t[1]:.2f} ({t[0]}/{t[1]})" for name in VEHICLE_COLOURS
+                     if (t := tallies.get(name)))
+
+
 def bright_trucks(vehicles: gpd.GeoDataFrame) -> np.ndarray:
     """``vehicle_id`` of moving trucks whose paint stands out from asphalt (:func:`stands_out_from_asphalt`)."""
     from baseline.synth.materials import stands_out_from_asphalt
@@ -120,7 +145,8 @@ def bright_trucks(vehicles: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def score_corridor(seed: int, net: TruckNet | None = None,
-                   params: TruckParams | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
+                   params: TruckParams | None = None
+                   ) -> tuple[TruckScore, float, tuple[int, int], dict[str, list[int]]]:
     """Detect on one corridor render (its road mask given) and score against its truth."""
     from baseline.synth.corridor import CorridorParams, render_corridor
     from baseline.synth.sensors import SENTINEL2
@@ -133,14 +159,18 @@ def score_corridor(seed: int, net: TruckNet | None = None,
     seconds = time.perf_counter() - started
     score = score_trucks(det, scene.vehicles)
     bright = bright_trucks(scene.vehicles)
-    return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright))
+    return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright)), \
+        found_by_paint(scene["vehicles"], score.matched_ids), \
+        found_by_paint(scene.vehicles, score.matched_ids)
 
 
 def score_seed(seed: int, cache: Path, net: TruckNet | None = None,
-               params: TruckParams | None = None) -> tuple[TruckScore, float, tuple[int, int]]:
+               params: TruckParams | None = None
+                   ) -> tuple[TruckScore, float, tuple[int, int], dict[str, list[int]]]:
     """Detect on one render and score against its truth.
 
-    Returns the score, the detection seconds and (bright trucks found, bright trucks).
+    Returns the score, the detection seconds, (bright trucks found, bright trucks) and
+    :func:`found_by_paint`.
     """
     scene = rendered(seed, cache)
     from baseline.synth.sensors import SENTINEL2
@@ -317,19 +347,23 @@ def main() -> None:
     record: dict = {}
     for kind, seeds, scorer in (("city", city_seeds, lambda s: score_seed(s, args.cache, net, params)),
                                 ("corridor", corridor_seeds, lambda s: score_corridor(s, net, params))):
-        rows, scores, bright = [], [], [0, 0]
+        rows, scores, bright, paints = [], [], [0, 0], {}
         for seed in seeds:
-            score, seconds, (found, n_bright) = scorer(seed)
+            score, seconds, (found, n_bright), by_paint = scorer(seed)
             rows.append((str(seed), score, seconds, (found, n_bright)))
             scores.append(score)
             bright = [bright[0] + found, bright[1] + n_bright]
+            for name, (f, n) in by_paint.items():
+                paints[name] = [paints.get(name, [0, 0])[0] + f, paints.get(name, [0, 0])[1] + n]
         if rows:
             rows.append(("all", pooled(scores), None, (bright[0], bright[1])))
             print(f"{kind} renders")
             print_table(rows)
+            print(f"  recall by paint: {paint_line(paints)}")
             record[kind] = {name: s.as_dict() | {"bright_found": b[0], "bright_trucks": b[1],
                                                  "bright_recall": b[0] / b[1] if b[1] else None, "seconds": sec}
                             for name, s, sec, b in rows}
+            record[kind]["all"]["found_by_paint"] = paints
     record["real_crop"] = None if args.no_real else real_crop(args.png, net, params)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,9 @@ coverage merges into one blob are one object when objects start at coverage
 peaks, and two when they start at the centre heatmap's peaks. The network
 with the head is loaded from a card like the shipped one; the training
 targets put each truck's centre inside its coverage, and the focal loss
-prefers a heatmap peaked there.
+prefers a heatmap peaked there. Trucks too dark to be targets are marked,
+and ``--dark ignore`` leaves them out of the losses; the scorer tallies
+found trucks by paint.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import json
 import math
 
+import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 import torch
 from safetensors.torch import save_file
 
@@ -188,3 +192,16 @@ def test_ignore_mode_leaves_dark_trucks_out_of_the_coverage_and_centre_losses():
     assert float(loss(firing, target, dark="ignore")) == pytest.approx(float(loss(quiet, target, dark="ignore")), abs=1e-6)
     with pytest.raises(ValueError, match="dark='none'"):
         loss(quiet, target, dark="none")
+
+
+def test_scoring_tallies_found_trucks_by_paint():
+    from scripts import score_s2_trucks
+
+    vehicles = gpd.GeoDataFrame({
+        "vehicle_id": [1, 2, 3, 4, 5], "class": ["large", "large", "large", "car", "large"],
+        "moving": [True, True, True, True, False], "colour": [0, 0, 1, 0, 1],  # white, white, black
+    }, geometry=[shapely.Point(i, 0) for i in range(5)])
+    tallies = score_s2_trucks.found_by_paint(vehicles, (1, 3, 4, 5))
+    # the moving car (4) and the standing truck (5) are not moving trucks, whatever was matched
+    assert tallies == {"white": [1, 2], "black": [1, 1]}
+    assert score_s2_trucks.paint_line(tallies) == "white 0.50 (1/2), black 1.00 (1/1)"
