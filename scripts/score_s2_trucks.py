@@ -160,7 +160,6 @@ def score_corridor(seed: int, net: TruckNet | None = None,
     score = score_trucks(det, scene.vehicles)
     bright = bright_trucks(scene.vehicles)
     return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright)), \
-        found_by_paint(scene["vehicles"], score.matched_ids), \
         found_by_paint(scene.vehicles, score.matched_ids)
 
 
@@ -182,7 +181,8 @@ def score_seed(seed: int, cache: Path, net: TruckNet | None = None,
     seconds = time.perf_counter() - started
     score = score_trucks(det, scene["vehicles"])
     bright = bright_trucks(scene["vehicles"])
-    return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright))
+    return score, seconds, (int(np.isin(bright, score.matched_ids).sum()), len(bright)), \
+        found_by_paint(scene["vehicles"], score.matched_ids)
 
 
 def _loose_detections(reflectance, valid, transform, crs, roads, net=None) -> gpd.GeoDataFrame:
