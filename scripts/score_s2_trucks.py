@@ -57,6 +57,7 @@ from baseline.evaluate.metrics import json_ready
 from baseline.evaluate.s2_trucks import (
     TruckScore,
     derive_carriageway,
+    moving_trucks,
     on_carriageway,
     pooled,
     score_trucks,
@@ -118,7 +119,7 @@ def found_by_paint(vehicles: gpd.GeoDataFrame, matched_ids: tuple[int, ...]) -> 
     from baseline.synth.materials import VEHICLE_COLOURS
 
     names = list(VEHICLE_COLOURS)
-    mt = vehicles[(vehicles["class"] == "large").to_numpy() & vehicles["moving"].to_numpy()]
+    mt = moving_trucks(vehicles)
     found = np.isin(mt["vehicle_id"].to_numpy(), matched_ids)
     out: dict[str, list[int]] = {}
     for colour, hit in zip(mt["colour"].to_numpy(), found, strict=True):
@@ -140,7 +141,7 @@ def bright_trucks(vehicles: gpd.GeoDataFrame) -> np.ndarray:
     """``vehicle_id`` of moving trucks whose paint stands out from asphalt (:func:`stands_out_from_asphalt`)."""
     from baseline.synth.materials import stands_out_from_asphalt
 
-    mt = vehicles[(vehicles["class"] == "large").to_numpy() & vehicles["moving"].to_numpy()]
+    mt = moving_trucks(vehicles)
     return mt["vehicle_id"].to_numpy()[stands_out_from_asphalt(mt["colour"].to_numpy())]
 
 
@@ -165,7 +166,7 @@ def score_corridor(seed: int, net: TruckNet | None = None,
 
 def score_seed(seed: int, cache: Path, net: TruckNet | None = None,
                params: TruckParams | None = None
-                   ) -> tuple[TruckScore, float, tuple[int, int], dict[str, list[int]]]:
+               ) -> tuple[TruckScore, float, tuple[int, int], dict[str, list[int]]]:
     """Detect on one render and score against its truth.
 
     Returns the score, the detection seconds, (bright trucks found, bright trucks) and
@@ -354,7 +355,9 @@ def main() -> None:
             scores.append(score)
             bright = [bright[0] + found, bright[1] + n_bright]
             for name, (f, n) in by_paint.items():
-                paints[name] = [paints.get(name, [0, 0])[0] + f, paints.get(name, [0, 0])[1] + n]
+                tally = paints.setdefault(name, [0, 0])
+                tally[0] += f
+                tally[1] += n
         if rows:
             rows.append(("all", pooled(scores), None, (bright[0], bright[1])))
             print(f"{kind} renders")
