@@ -79,6 +79,9 @@ def _common(f):
         click.option("--max-minutes", type=click.FloatRange(min=0.1), default=None,
                      help="Wall-time budget for the optimisation; the schedule anneals to fit it."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's)."),
+        click.option("--sample-workers", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Processes drawing training crops; 0 draws them on the training process "
+                          "(reproducible batch for batch). On a GPU, a few per spare CPU core keep it fed."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
@@ -154,7 +157,7 @@ def command() -> None:
               help="Start from this model folder's weights (fine-tuning, e.g. the shipped model on your own "
                    "labels); its architecture, GSD and normalisation are kept.")
 def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-              no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, small_weight, rescore,
+              sample_workers, no_progress, encoder, gsd_m, space_to_depth, augment, sun_planes, small_weight, rescore,
               keep_postprocess, init_from) -> None:
     """Building footprints + shadow/height heads (a U-Net)."""
     from baseline.errors import InvalidValueError
@@ -169,7 +172,7 @@ def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, 
         s = BuildingTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, encoder=encoder, gsd_m=gsd_m,
                                   space_to_depth=space_to_depth, max_minutes=max_minutes, augment=augment,
                                   sun_planes=sun_planes, small_weight=small_weight,
-                                  init_from=str(init_from) if init_from else None)
+                                  init_from=str(init_from) if init_from else None, sample_workers=sample_workers)
         _set_given(s, batch_size=batch_size, crop_px=crop_px, lr=lr)
         _report(train_buildings(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))
 
@@ -179,7 +182,7 @@ def buildings(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, 
 @click.option("--rescore", is_flag=True,
               help="Keep the weights in --out: only re-score on --val and rewrite the card's rates.")
 def vehicles(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, device, seed, max_minutes, threads,
-             no_progress, rescore) -> None:
+             sample_workers, no_progress, rescore) -> None:
     """Vehicles as oriented boxes with class and band-timing motion (a CenterNet)."""
     from baseline.train.vehicles import VehicleTrainSettings, rescore_vehicles, train_vehicles
 
@@ -187,6 +190,7 @@ def vehicles(data, val, out, epochs, iters_per_epoch, batch_size, crop_px, lr, d
         if rescore:
             _report(rescore_vehicles(out, list(val), device=device))
             return
-        s = VehicleTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, max_minutes=max_minutes)
+        s = VehicleTrainSettings(epochs=epochs, iters_per_epoch=iters_per_epoch, seed=seed, max_minutes=max_minutes,
+                                 sample_workers=sample_workers)
         _set_given(s, batch_size=batch_size, crop_px=crop_px, lr=lr)
         _report(train_vehicles(list(data), out, val=list(val) or None, settings=s, device=device, progress=not no_progress))

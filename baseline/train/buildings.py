@@ -76,6 +76,7 @@ class BuildingTrainSettings:
     sun_planes: bool = False  # the sun's shadow vector as two input planes (baseline.detect.sun_planes); no gain measured
     sun_dropout: float = 0.1  # share of crops shown with the sun unknown (zero planes)
     init_from: str | None = None  # a model folder whose weights, architecture and normalisation the fit starts from
+    sample_workers: int = 0  # processes drawing crops (0: on the training process, reproducible; see train.loop)
 
     def sensor_augment(self) -> SensorAugment | None:
         """The sensor-spanning draws (GSD up to twice the model's), or None for basic augmentation."""
@@ -208,6 +209,7 @@ def train_buildings(
     record = fit(
         network, sampler, lambda o, b: building_loss(o, b, s), iterations=s.epochs * s.iters_per_epoch,
         lr=s.lr, device=dev, seed=s.seed, max_seconds=None if s.max_minutes is None else 60.0 * s.max_minutes, desc="buildings", progress=progress,
+        sample_workers=s.sample_workers,
     )
     name, version = name_version(out)
     card = base_card(

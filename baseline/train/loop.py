@@ -8,6 +8,14 @@ The one-cycle schedule runs on *progress*, the larger of the share of
 iterations done and the share of the optional wall-time budget used, so a run
 on a busy shared CPU still anneals properly and ends on time (with fewer
 iterations, which the card records).
+
+Batches are drawn on the training process by default: one random stream,
+so a fit is reproducible from its seed. On a GPU that leaves the device
+waiting for the CPU (drawing and augmenting crops takes longer than the step),
+so ``sample_workers`` > 0 draws them in that many forked processes instead,
+each with its own stream seeded from (seed, worker), a few batches ahead and
+in pinned memory. The fit is then as random as before but not reproducible
+batch for batch, since the order workers deliver in depends on timing.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,11 +57,15 @@ def fit(
     desc: str = "train",
     progress: bool = True,
     max_seconds: float | None = None,
+    sample_workers: int = 0,
 ) -> FitRecord:
-    """Train ``network`` for ``iterations`` steps (or until ``max_seconds``); ``sample(rng)`` gives (input, *targets)."""
+    """Train ``network`` for ``iterations`` steps (or until ``max_seconds``); ``sample(rng)`` gives (input, *targets).
+
+    ``sample_workers`` > 0 draws batches in that many processes (see the module's docstring).
+    """
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     network.to(device).train()
+    batches = draw_batches(sample, seed, sample_workers, pin=device.type == "cuda")
     opt = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=weight_decay)
     losses: list[float] = []
     t0 = time.perf_counter()
@@ -68,7 +80,7 @@ def fit(
         current_lr = one_cycle_lr(done, lr)
         for group in opt.param_groups:
             group["lr"] = current_lr
-        batch = tuple(t.to(device, non_blocking=True) for t in sample(rng))
+        batch = tuple(t.to(device, non_blocking=True) for t in next(batches))
         out = network(batch[0])
         loss = loss_fn(out, batch[1:])
         opt.zero_grad(set_to_none=True)
@@ -79,12 +91,51 @@ def fit(
         if len(losses) % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", lr=f"{current_lr:.2e}")
     bar.close()
+    batches.close()  # ends the sampling workers, if any
     seconds = time.perf_counter() - t0
     network.eval()
     curve = [float(np.mean(c)) for c in np.array_split(np.asarray(losses), min(10, len(losses))) if len(c)] if losses else []
     final = float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else float("nan")
     log.info("%s: %d iterations in %.0f s, final loss %.4f", desc, len(losses), seconds, final)
     return FitRecord(len(losses), seconds, curve, final)
+
+
+class _SampleStream(torch.utils.data.IterableDataset):
+    """Endless batches from ``sample``, each loader worker on its own stream seeded from (seed, worker)."""
+
+    def __init__(self, sample: Callable[[np.random.Generator], tuple[torch.Tensor, ...]], seed: int) -> None:
+        self.sample, self.seed = sample, seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id] if info is not None else self.seed)
+        while True:
+            yield tuple(self.sample(rng))
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # a sampling worker draws one batch at a time; many threads each would oversubscribe
+
+
+def draw_batches(
+    sample: Callable[[np.random.Generator], tuple[torch.Tensor, ...]], seed: int, workers: int = 0, *,
+    pin: bool = False, ahead: int = 4,
+) -> Generator[tuple[torch.Tensor, ...], None, None]:
+    """Endless batches: ``sample`` on this process (``workers`` 0, one stream from ``seed``), else on
+    ``workers`` forked processes, ``ahead`` batches each drawn in advance (pinned for a GPU)."""
+    stream = _SampleStream(sample, seed)
+    if workers <= 0:
+        yield from stream
+        return
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=None, num_workers=workers, prefetch_factor=ahead, pin_memory=pin,
+        worker_init_fn=_one_thread, multiprocessing_context="fork",
+    )
+    it = iter(loader)
+    try:
+        yield from it
+    finally:
+        del it  # shuts the workers down
 
 
 def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.15) -> float:

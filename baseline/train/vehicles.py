@@ -59,6 +59,7 @@ class VehicleTrainSettings:
     score_threshold: float = 0.3
     seed: int = 0
     max_minutes: float | None = None
+    sample_workers: int = 0  # processes drawing crops (0: on the training process, reproducible; see train.loop)
 
 
 @dataclass
@@ -197,6 +198,7 @@ def train_vehicles(
     record = fit(
         network, sampler, vehicle_loss, iterations=s.epochs * s.iters_per_epoch, lr=s.lr, device=dev,
         seed=s.seed, max_seconds=None if s.max_minutes is None else 60.0 * s.max_minutes, desc="vehicles", progress=progress,
+        sample_workers=s.sample_workers,
     )
     name, version = name_version(out)
     offsets = scenes[0].band_time_offsets_s
