@@ -81,7 +81,7 @@ def _common(f):
         click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's)."),
         click.option("--sample-workers", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Processes drawing training crops; 0 draws them on the training process "
-                          "(reproducible batch for batch). On a GPU, a few per spare CPU core keep it fed."),
+                          "(reproducible batch for batch). On a GPU, one per spare CPU core keeps it fed."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
