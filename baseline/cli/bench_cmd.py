@@ -13,8 +13,8 @@ Examples:
       1 km² (and 4 km² for memory) made of copies of the demo render, on CPU
   baseline bench --area-km2 0.25 --json bench.json
       a quicker run; the figures as JSON too
-  baseline bench --area-km2 25 --device cuda --batch-size 32 --workers 1
-      on one GPU
+  baseline bench --area-km2 6 --device cuda --batch-size 32 --workers 14
+      on one GPU of a 16-core node: 14 workers share it (docs/performance.md)
   baseline bench --whole-window buildings,vehicles
       both networks over whole tile windows (the fastest; see README: Performance)
 

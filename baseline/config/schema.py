@@ -197,6 +197,13 @@ class ClusterSpec(_Strict):
     gpus_per_worker: int = Field(
         0, ge=0, description="GPU resource each local worker declares; >0 (or detect.device cuda) sends tiles only to GPU workers."
     )
+    tiles_per_gpu: int = Field(
+        1, ge=1,
+        description="Tiles a GPU worker runs at once, on its threads (threads_per_worker at least this), sharing "
+        "its GPU and models: each GPU worker declares this many GPU resources and each tile asks for one. Raise it "
+        "where one GPU worker serves a whole GPU (kind cuda, jobqueue): the CPU post-processing, not the GPU, "
+        "bounds a tile (docs/performance.md).",
+    )
     jobqueue: JobqueueSpec = JobqueueSpec()
     timeout_s: float = Field(120.0, gt=0, description="How long to wait for the scheduler and the first worker.")
     max_failed_fraction: float = Field(

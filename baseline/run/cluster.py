@@ -10,7 +10,10 @@ Kinds (``cluster.kind``; an ``address`` overrides them all):
 A scheduler this module starts listens on ``cluster.host`` (loopback by
 default) with its dashboard on a free port. Workers that have a GPU declare a
 ``GPU`` resource, and tile tasks that need one ask for it, so GPU stages run
-only on GPU workers. Each worker limits torch and GDAL so workers on one
+only on GPU workers. A GPU worker declares ``tiles_per_gpu`` of them per GPU,
+so that many tiles share it at once: on one H100 the networks were about 1%
+of a tile's time and the CPU post-processing the rest, so one tile at a time
+per GPU leaves it idle. Each worker limits torch and GDAL so workers on one
 machine do not fight over cores or memory. Waiting for a scheduler or workers
 is bounded by ``cluster.timeout_s``: a cluster that never comes up is an error
 that says so, not a hang.
@@ -82,7 +85,8 @@ def jobqueue_cluster(spec: ClusterSpec) -> Any:
     directives = list(jq.job_extra_directives)
     if jq.gpus:
         directives.append(f"--gres=gpu:{jq.gpus}" if spec.kind == "slurm" else f"-l ngpus={jq.gpus}")
-    worker_extra = ["--resources", f"{GPU_RESOURCE}={max(1, jq.gpus // jq.processes)}"] if jq.gpus else []
+    worker_extra = (["--resources", f"{GPU_RESOURCE}={max(1, jq.gpus // jq.processes) * spec.tiles_per_gpu}"]
+                    if jq.gpus else [])
     options: dict[str, Any] = dict(
         cores=jq.cores, memory=jq.memory, processes=jq.processes, walltime=jq.walltime,
         queue=jq.queue, account=jq.account, job_extra_directives=directives,
@@ -104,7 +108,7 @@ def _cuda_cluster(spec: ClusterSpec) -> Any:
         ) from None
     return LocalCUDACluster(
         threads_per_worker=spec.threads_per_worker, host=spec.host, dashboard_address=":0",
-        resources={GPU_RESOURCE: 1}, silence_logs=logging.ERROR,
+        resources={GPU_RESOURCE: spec.tiles_per_gpu}, silence_logs=logging.ERROR,
     )
 
 
@@ -121,7 +125,8 @@ def _forked_workers() -> Iterator[None]:
 
 
 def _local_cluster(spec: ClusterSpec, device: str) -> LocalCluster:
-    resources = {GPU_RESOURCE: max(1, spec.gpus_per_worker)} if needs_gpu(spec, device) else None
+    resources = ({GPU_RESOURCE: max(1, spec.gpus_per_worker) * spec.tiles_per_gpu}
+                 if needs_gpu(spec, device) else None)
     return LocalCluster(
         n_workers=spec.n_workers,
         threads_per_worker=spec.threads_per_worker,

@@ -30,6 +30,34 @@ def test_batch_job_scripts_ask_for_gpus_and_workers_declare_them(kind, gpu_line)
     assert task_resources(spec, "auto") == {GPU_RESOURCE: 1}
 
 
+def test_tiles_per_gpu_multiplies_what_gpu_workers_declare():
+    spec = ClusterSpec(kind="slurm", tiles_per_gpu=4, jobqueue=JobqueueSpec(cores=16, memory="64GiB", processes=2, gpus=2))
+    cluster = jobqueue_cluster(spec)
+    try:
+        assert f"--resources {GPU_RESOURCE}=4" in cluster.job_script()
+    finally:
+        cluster.close()
+    assert task_resources(spec, "cuda") == {GPU_RESOURCE: 1}  # each tile still asks for one
+
+
+def _meet(me: str, other: str) -> bool:
+    """Set my event, then wait for the other task's: True only if both tasks run at the same time."""
+    from distributed import Event
+
+    Event(me).set()
+    return Event(other).wait(timeout=20)
+
+
+def test_a_gpu_worker_runs_tiles_per_gpu_tiles_at_once():
+    spec = ClusterSpec(n_workers=1, threads_per_worker=2, gpus_per_worker=1, tiles_per_gpu=2, timeout_s=60)
+    with dask_client(spec, "auto") as client:
+        (worker,) = client.scheduler_info(n_workers=-1)["workers"].values()
+        assert worker["resources"] == {GPU_RESOURCE: 2}
+        both = client.gather([client.submit(_meet, a, b, resources={GPU_RESOURCE: 1}, pure=False)
+                              for a, b in (("a", "b"), ("b", "a"))])
+        assert both == [True, True]
+
+
 def test_cpu_runs_ask_for_no_resources():
     assert task_resources(ClusterSpec(), "auto") is None
     assert task_resources(ClusterSpec(), "cpu") is None
@@ -69,7 +97,8 @@ def test_every_recipe_is_a_valid_config_whose_cluster_can_be_described(recipe):
         # the recipe's host is a login node's address; describe the jobs from loopback here
         cluster = jobqueue_cluster(config.cluster.model_copy(update={"host": "127.0.0.1"}))
         try:
-            assert f"--resources {GPU_RESOURCE}=1" in cluster.job_script()
+            per_worker = max(1, config.cluster.jobqueue.gpus // config.cluster.jobqueue.processes)
+            assert f"--resources {GPU_RESOURCE}={per_worker * config.cluster.tiles_per_gpu}" in cluster.job_script()
         finally:
             cluster.close()
     assert task_resources(config.cluster, config.detect.device) in (None, {GPU_RESOURCE: 1})
