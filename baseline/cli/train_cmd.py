@@ -24,9 +24,9 @@ Folder layout accepted by --data/--val:
 \b
 Examples:
   baseline train buildings --data .cache/train/s101 .cache/train/s102 --val .cache/train/s106 \\
-      --out models/buildings-unet/1.2.0-mine --epochs 16    # a new version: runs use the newest
-  baseline train buildings --init-from models/buildings-unet/1.1.5 --data my_labels/ --val my_held_out/ \
-      --out models/buildings-unet/1.1.5-mine --epochs 10 --lr 5e-4   # fine-tune the shipped model
+      --out models/buildings-unet/1.3.0-mine --epochs 16    # a new version: runs use the newest
+  baseline train buildings --init-from models/buildings-unet/1.2.0 --data my_labels/ --val my_held_out/ \
+      --out models/buildings-unet/1.2.0-mine --epochs 10 --lr 5e-4   # fine-tune the shipped model
   baseline train vehicles --data .cache/train/s10[1-5] --val .cache/train/s106 \\
       --out models/vehicles-centernet/1.1.0-mine
   baseline train vehicles --rescore --data .cache/train/s101 --val .cache/train/s106 .cache/train/s107 \\
