@@ -70,28 +70,30 @@ def fit(
     losses: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(range(iterations), desc=desc, disable=not progress, dynamic_ncols=True, mininterval=2.0)
-    for i in bar:
-        done = i / max(iterations, 1)
-        if max_seconds:
-            done = max(done, (time.perf_counter() - t0) / max_seconds)
-        if done >= 1.0:
-            log.info("%s: wall-time budget of %.0f s reached after %d iterations", desc, max_seconds, i)
-            break
-        current_lr = one_cycle_lr(done, lr)
-        for group in opt.param_groups:
-            group["lr"] = current_lr
-        batch = tuple(t.to(device, non_blocking=True) for t in next(batches))
-        out = network(batch[0])
-        loss = loss_fn(out, batch[1:])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(network.parameters(), 5.0)
-        opt.step()
-        losses.append(float(loss.detach()))
-        if len(losses) % 10 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", lr=f"{current_lr:.2e}")
-    bar.close()
-    batches.close()  # ends the sampling workers, if any
+    try:
+        for i in bar:
+            done = i / max(iterations, 1)
+            if max_seconds:
+                done = max(done, (time.perf_counter() - t0) / max_seconds)
+            if done >= 1.0:
+                log.info("%s: wall-time budget of %.0f s reached after %d iterations", desc, max_seconds, i)
+                break
+            current_lr = one_cycle_lr(done, lr)
+            for group in opt.param_groups:
+                group["lr"] = current_lr
+            batch = tuple(t.to(device, non_blocking=True) for t in next(batches))
+            out = network(batch[0])
+            loss = loss_fn(out, batch[1:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+            if len(losses) % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", lr=f"{current_lr:.2e}")
+        bar.close()
+    finally:
+        batches.close()  # ends the sampling workers, if any, also when the fit fails
     seconds = time.perf_counter() - t0
     network.eval()
     curve = [float(np.mean(c)) for c in np.array_split(np.asarray(losses), min(10, len(losses))) if len(c)] if losses else []
