@@ -91,8 +91,8 @@ def fit(
             losses.append(float(loss.detach()))
             if len(losses) % 10 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", lr=f"{current_lr:.2e}")
-        bar.close()
     finally:
+        bar.close()
         batches.close()  # ends the sampling workers, if any, also when the fit fails
     seconds = time.perf_counter() - t0
     network.eval()
